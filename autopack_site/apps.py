@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AutopackSiteConfig(AppConfig):
+    name = "autopack_site"
+    verbose_name = "Autopack platform"

@@ -1,0 +1,142 @@
+"""Autopack settings, read from the environment (see README.md for every variable)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from autopack_site import database
+from autopack_site.env import envbool, envint, envlist, envstr, generated_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+AUTOPACK_HOME = Path(envstr("AUTOPACK_HOME") or BASE_DIR / ".autopack").expanduser().resolve()
+AUTOPACK_HOME.mkdir(parents=True, exist_ok=True)
+AUTOPACK_WORKSPACES = AUTOPACK_HOME / "workspaces"
+
+SECRET_KEY = envstr("SECRET_KEY") or generated_secret(AUTOPACK_HOME / "secret_key")
+DEBUG = envbool("DEBUG", False)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "autopack_site",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "autopack_site.urls"
+ASGI_APPLICATION = "autopack_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, or the embedded PostgreSQL under AUTOPACK_HOME.
+DATABASE_URL = envstr("DATABASE_URL")
+EMBEDDED_PGDATA: Path | None = None
+EMBEDDED_DB_STARTED_HERE = False
+if DATABASE_URL:
+    _default_db = database.from_url(DATABASE_URL)
+else:
+    EMBEDDED_PGDATA = AUTOPACK_HOME / "pgdata"
+    _default_db, EMBEDDED_DB_STARTED_HERE = database.embedded(EMBEDDED_PGDATA)
+_default_db["CONN_MAX_AGE"] = envint("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Served by WhiteNoise straight from the app and static/ folders: no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+# Under ASGI Django warns on every file response with a synchronous iterator, which is how
+# static files are served; the files are small and read in a thread, so the warning is noise.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous")
+
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header is what turns "not logged in" into 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Autopack API",
+    "DESCRIPTION": "Create and follow governed, autonomous builds.",
+    "VERSION": "0.1.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# django-q2 on the ORM broker. A task that outlives `retry` seconds is handed out again
+# while still running, so `timeout` (which kills the task) must be shorter than `retry`.
+AUTOPACK_TASK_TIMEOUT = envint("AUTOPACK_TASK_TIMEOUT", 1800, minimum=10)
+Q_CLUSTER = {
+    "name": "autopack",
+    "orm": "default",
+    "workers": envint("AUTOPACK_WORKERS", 2, minimum=1),
+    "timeout": AUTOPACK_TASK_TIMEOUT,
+    "retry": AUTOPACK_TASK_TIMEOUT + 60,
+    "max_attempts": 1,
+    "poll": 0.5,
+    "catch_up": False,
+    "save_limit": 1000,
+    "ack_failures": True,
+}
+# Run tasks inline instead of through the queue (tests, and `autopack run` in the foreground).
+AUTOPACK_SYNC_TASKS = envbool("AUTOPACK_SYNC_TASKS", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("AUTOPACK_LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}

@@ -1,0 +1,191 @@
+"""Projects, runs and their plan (tiers, phases), attempts, issues and the event log.
+
+State fields are changed only through `runs.services`, which checks each transition.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from runs.states import AttemptState, FailureCode, PhaseState, RunState
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    repository = models.CharField(max_length=1000, help_text="Local path or git URL")
+    base_branch = models.CharField(max_length=200, default="main")
+    protected_paths = models.JSONField(default=list, blank=True)
+    test_command = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Run(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
+    run_id = models.SlugField(max_length=100, unique=True)
+    goal = models.TextField()
+    state = models.CharField(max_length=20, choices=RunState.CHOICES, default=RunState.QUEUED)
+    failure_code = models.CharField(max_length=30, choices=FailureCode.CHOICES, blank=True)
+    failure_reason = models.TextField(blank=True)
+    token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    max_attempts_per_phase = models.PositiveIntegerField(default=5)
+    max_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    integration_branch = models.CharField(max_length=250)
+    config = models.JSONField(help_text="The run-config JSON as submitted")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.run_id
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in RunState.FINAL
+
+
+class Tier(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tiers")
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    state = models.CharField(max_length=20, choices=PhaseState.CHOICES, default=PhaseState.QUEUED)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="tier_index_unique_in_run")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run.run_id} tier {self.index}: {self.name}"
+
+
+class Complexity:
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CHOICES = [(LOW, "low"), (MEDIUM, "medium"), (HIGH, "high")]
+
+
+class Phase(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="phases")
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="phases")
+    phase_id = models.CharField(max_length=100)
+    index = models.PositiveIntegerField()
+    name = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    complexity = models.CharField(max_length=10, choices=Complexity.CHOICES)
+    scope_paths = models.JSONField(default=list)
+    read_only_context = models.JSONField(default=list, blank=True)
+    deliverables = models.JSONField(default=list, blank=True)
+    acceptance_criteria = models.JSONField(default=list, blank=True)
+    test_command = models.CharField(max_length=1000, blank=True)
+    approval_required = models.BooleanField(default=False)
+    escalation_policy = models.JSONField(null=True, blank=True)
+    max_attempts = models.PositiveIntegerField()
+    state = models.CharField(max_length=20, choices=PhaseState.CHOICES, default=PhaseState.QUEUED)
+    attempt_count = models.PositiveIntegerField(default=0)
+    last_failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run", "tier__index", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "phase_id"], name="phase_id_unique_in_run"),
+            models.UniqueConstraint(fields=["tier", "index"], name="phase_index_unique_in_tier"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run.run_id}/{self.phase_id}"
+
+
+class Attempt(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    model = models.CharField(max_length=200)
+    state = models.CharField(
+        max_length=20, choices=AttemptState.CHOICES, default=AttemptState.RUNNING
+    )
+    outcome = models.CharField(max_length=50, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["phase", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "number"], name="attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase} attempt {self.number}"
+
+
+class Issue(models.Model):
+    """The three-level issue tracker: a problem seen in a phase, a run or a project."""
+
+    class Scope(models.TextChoices):
+        PHASE = "phase"
+        RUN = "run"
+        PROJECT = "project"
+
+    class Severity(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="issues")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE)
+    phase = models.ForeignKey(Phase, null=True, blank=True, on_delete=models.CASCADE)
+    signature = models.CharField(max_length=64, help_text="Hash of the normalised failure")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    title = models.CharField(max_length=300)
+    details = models.TextField(blank=True)
+    occurrence_count = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        indexes = [models.Index(fields=["project", "scope", "signature"])]
+
+    def __str__(self) -> str:
+        return f"[{self.scope}] {self.title}"
+
+
+class RunEvent(models.Model):
+    """Append-only log of everything that happens to a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=50)
+    payload = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.run.run_id} #{self.id} {self.kind}"

@@ -1,0 +1,158 @@
+"""The one place that creates runs and changes run, phase and attempt state."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from runs.config import ConfigError, RunConfig, parse_run_config
+from runs.models import Phase, Project, Run, RunEvent, Tier
+from runs.states import PhaseState, RunState, check_transition
+
+logger = logging.getLogger(__name__)
+
+
+class DuplicateRun(Exception):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"a run with run_id {run_id!r} already exists")
+        self.run_id = run_id
+
+
+class ConcurrentChange(Exception):
+    """The row changed under us: another process got there first."""
+
+
+def record_event(run: Run, kind: str, **payload: Any) -> RunEvent:
+    return RunEvent.objects.create(run=run, kind=kind, payload=payload)
+
+
+def _resolve_repository(config: RunConfig, base_dir: Path) -> str:
+    if config.repository_is_url:
+        return config.repository
+    path = (base_dir / config.repository).expanduser().resolve()
+    field = "repo" if config.repo else "workspace"
+    if not path.is_dir():
+        raise ConfigError([{"path": field, "message": f"directory {path} does not exist"}])
+    return str(path)
+
+
+def _project_for(config: RunConfig, repository: str) -> Project:
+    name = config.project or Path(repository.rstrip("/")).name.removesuffix(".git") or "project"
+    project, created = Project.objects.get_or_create(
+        name=name, defaults={"repository": repository, "base_branch": config.base_branch}
+    )
+    if not created and project.repository != repository:
+        raise ConfigError([{
+            "path": "project",
+            "message": f"project {name!r} already uses repository {project.repository}; "
+            "choose another project name",
+        }])
+    return project
+
+
+def create_run(
+    data: Any, *, created_by: AbstractBaseUser | None = None, base_dir: Path | None = None
+) -> Run:
+    """Validate a run-config, store the run and its plan, and enqueue it.
+
+    Relative repository paths are resolved against `base_dir` (the config file's folder
+    for the CLI, the server's working directory for the API).
+    """
+    config = parse_run_config(data)
+    repository = _resolve_repository(config, base_dir or Path.cwd())
+    if Run.objects.filter(run_id=config.run_id).exists():
+        raise DuplicateRun(config.run_id)
+    try:
+        with transaction.atomic():
+            run = _store_plan(config, repository, data, created_by)
+    except IntegrityError as exc:
+        if Run.objects.filter(run_id=config.run_id).exists():
+            raise DuplicateRun(config.run_id) from exc
+        raise
+    from runs import tasks  # tasks imports services; import here to keep the cycle lazy
+
+    tasks.enqueue_advance(run)
+    return run
+
+
+def _store_plan(
+    config: RunConfig, repository: str, data: dict, created_by: AbstractBaseUser | None
+) -> Run:
+    project = _project_for(config, repository)
+    run = Run.objects.create(
+        project=project,
+        run_id=config.run_id,
+        goal=config.goal,
+        token_cap=config.token_cap,
+        max_attempts_per_phase=config.max_attempts_per_phase,
+        max_duration_seconds=(config.max_duration_minutes or 0) * 60 or None,
+        integration_branch=f"autopack/{config.run_id}",
+        config=data,
+        created_by=created_by,
+    )
+    for tier_config in sorted(config.tiers, key=lambda t: t.tier_index):
+        tier = Tier.objects.create(
+            run=run, index=tier_config.tier_index, name=tier_config.tier_name
+        )
+        for phase in sorted(tier_config.phases, key=lambda p: p.phase_index):
+            Phase.objects.create(
+                run=run,
+                tier=tier,
+                phase_id=phase.phase_id,
+                index=phase.phase_index,
+                name=phase.task_name,
+                description=phase.description,
+                category=phase.task_category,
+                complexity=phase.complexity,
+                scope_paths=phase.scope.paths,
+                read_only_context=[item.model_dump() for item in phase.scope.read_only_context],
+                deliverables=phase.scope.deliverables,
+                acceptance_criteria=phase.acceptance_criteria,
+                test_command=phase.test_command,
+                approval_required=phase.approval_required,
+                escalation_policy=phase.escalation_policy,
+                max_attempts=phase.max_attempts or config.max_attempts_per_phase,
+            )
+    record_event(run, "run_created", run_id=run.run_id, phases=run.phases.count())
+    return run
+
+
+def _conditional_update(obj: models.Model, current: str, **changes: Any) -> None:
+    updated = type(obj).objects.filter(pk=obj.pk, state=current).update(**changes)
+    if updated != 1:
+        raise ConcurrentChange(f"{obj} is no longer {current}")
+    for field, value in changes.items():
+        setattr(obj, field, value)
+
+
+def transition_run(run: Run, target: str, *, code: str = "", reason: str = "") -> None:
+    check_transition(RunState, "run", run.run_id, run.state, target)
+    previous = run.state
+    changes: dict[str, Any] = {"state": target, "updated_at": timezone.now()}
+    if target == RunState.RUNNING and run.started_at is None:
+        changes["started_at"] = timezone.now()
+    if target in RunState.FINAL:
+        changes.update(finished_at=timezone.now(), failure_code=code, failure_reason=reason)
+    _conditional_update(run, previous, **changes)
+    record_event(run, "run_state", previous=previous, state=target, code=code, reason=reason)
+
+
+def transition_phase(phase: Phase, target: str, *, reason: str = "") -> None:
+    check_transition(PhaseState, "phase", phase.phase_id, phase.state, target)
+    previous = phase.state
+    changes: dict[str, Any] = {"state": target}
+    if target == PhaseState.FAILED:
+        changes["last_failure_reason"] = reason
+    _conditional_update(phase, previous, **changes)
+    record_event(phase.run, "phase_state", phase_id=phase.phase_id, previous=previous,
+                 state=target, reason=reason)
+
+
+def cancel_run(run: Run, *, by: str = "") -> None:
+    """Cancel a run that has not finished; IllegalTransition if it has."""
+    transition_run(run, RunState.CANCELLED, reason=f"cancelled by {by}" if by else "cancelled")

@@ -1,0 +1,91 @@
+"""States of runs, phases and attempts, and the transitions allowed between them."""
+
+from __future__ import annotations
+
+
+class RunState:
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    PAUSED = "PAUSED"
+    DONE_SUCCESS = "DONE_SUCCESS"
+    DONE_FAILED = "DONE_FAILED"
+    CANCELLED = "CANCELLED"
+
+    CHOICES = [(s, s.replace("_", " ").title()) for s in (
+        QUEUED, RUNNING, AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED
+    )]
+    FINAL = (DONE_SUCCESS, DONE_FAILED, CANCELLED)
+    TRANSITIONS = {
+        QUEUED: {RUNNING, DONE_FAILED, CANCELLED},
+        RUNNING: {AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED},
+        AWAITING_APPROVAL: {RUNNING, DONE_FAILED, CANCELLED},
+        PAUSED: {RUNNING, DONE_FAILED, CANCELLED},
+        DONE_SUCCESS: set(),
+        DONE_FAILED: set(),
+        CANCELLED: set(),
+    }
+
+
+class FailureCode:
+    """Why a run ended DONE_FAILED."""
+
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    POLICY_VIOLATION = "policy_violation"
+    PHASE_FAILED = "phase_failed"
+    CANCELLED = "cancelled"
+    ENVIRONMENT = "environment"
+
+    CHOICES = [(c, c.replace("_", " ")) for c in (
+        BUDGET_EXHAUSTED, POLICY_VIOLATION, PHASE_FAILED, CANCELLED, ENVIRONMENT
+    )]
+
+
+class PhaseState:
+    QUEUED = "QUEUED"
+    EXECUTING = "EXECUTING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+
+    CHOICES = [(s, s.replace("_", " ").title()) for s in (
+        QUEUED, EXECUTING, AWAITING_APPROVAL, COMPLETE, FAILED, SKIPPED
+    )]
+    FINAL = (COMPLETE, FAILED, SKIPPED)
+    TRANSITIONS = {
+        QUEUED: {EXECUTING, SKIPPED},
+        EXECUTING: {AWAITING_APPROVAL, COMPLETE, FAILED},
+        AWAITING_APPROVAL: {EXECUTING, FAILED},
+        COMPLETE: set(),
+        FAILED: set(),
+        SKIPPED: set(),
+    }
+
+
+class AttemptState:
+    RUNNING = "RUNNING"
+    PASSED = "PASSED"
+    FAILED = "FAILED"
+    ABANDONED = "ABANDONED"
+
+    CHOICES = [(s, s.title()) for s in (RUNNING, PASSED, FAILED, ABANDONED)]
+    FINAL = (PASSED, FAILED, ABANDONED)
+    TRANSITIONS = {
+        RUNNING: {PASSED, FAILED, ABANDONED},
+        PASSED: set(),
+        FAILED: set(),
+        ABANDONED: set(),
+    }
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, kind: str, label: str, current: str, target: str) -> None:
+        super().__init__(f"{kind} {label} cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def check_transition(machine: type, kind: str, label: str, current: str, target: str) -> None:
+    if target not in machine.TRANSITIONS[current]:
+        raise IllegalTransition(kind, label, current, target)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+# A run config in the format of the operator guide ("Run Config JSON Structure"), with
+# our own values. Tests point `workspace` at a real directory.
+EXAMPLE_CONFIG = json.loads((Path(__file__).parent / "fixtures" / "notes_search.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline(settings):
+    settings.AUTOPACK_SYNC_TASKS = True
+
+
+@pytest.fixture
+def run_config(tmp_path: Path) -> dict:
+    config = copy.deepcopy(EXAMPLE_CONFIG)
+    repo = tmp_path / "notes"
+    repo.mkdir()
+    config["workspace"] = str(repo)
+    return config
+
+
+@pytest.fixture
+def alice(db):
+    return get_user_model().objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def api(alice) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=alice)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

@@ -1,0 +1,34 @@
+"""Helpers for tests that run Autopack in real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def autopack_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(AUTOPACK_HOME=str(home), DJANGO_SETTINGS_MODULE="autopack_site.settings", **extra)
+    return env
+
+
+def run_python(code: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def autopack(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(VENV_BIN / "autopack"), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)

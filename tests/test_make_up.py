@@ -1,0 +1,106 @@
+"""`make up` really comes up, serves the API, stops on SIGTERM and keeps its data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from autopack_site import embedded_db
+from tests.support import ROOT, autopack, autopack_env, free_port
+
+STOP_WITHIN_SECONDS = 15
+
+
+class Product:
+    def __init__(self, home: Path, port: int, log: Path) -> None:
+        self.env = autopack_env(home, PORT=str(port))
+        self.env.pop("AUTOPACK_ADMIN_PASSWORD", None)
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("a") as out:
+            # Own process group, like a terminal's foreground job that Ctrl-C signals.
+            self.process = subprocess.Popen(["make", "up"], cwd=ROOT, env=self.env,
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                healthy = self.request("GET", "/healthz")[0] == 200
+            except OSError:
+                healthy = False
+            if healthy and "Press Ctrl-C to stop." in self.log.read_text():
+                return
+            time.sleep(0.3)
+        pytest.fail(f"make up did not answer /healthz:\n{self.log.read_text()}")
+
+    def stop(self) -> float:
+        assert self.process is not None
+        began = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(STOP_WITHIN_SECONDS)
+        return time.monotonic() - began
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                token: str = "") -> tuple[int, dict]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Token {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.fixture
+def product(tmp_path):
+    home = tmp_path / "home"
+    product = Product(home, free_port(), tmp_path / "make-up.log")
+    yield product
+    if product.process and product.process.poll() is None:
+        os.killpg(product.process.pid, signal.SIGKILL)
+    embedded_db.stop(home / "pgdata")
+
+
+def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
+    product.start()
+    output = product.log.read_text()
+    assert f"Admin      {product.base}/admin/" in output
+    assert "admin_password" in output
+    token = autopack("token", "admin", env=product.env).stdout.strip()
+    assert product.request("GET", "/api/runs/")[0] == 401
+
+    status, created = product.request("POST", "/api/runs/", run_config, token)
+    assert status == 201, created
+
+    elapsed = product.stop()
+    assert elapsed < STOP_WITHIN_SECONDS
+    # make itself reports the signal it was sent, after waiting for its recipe to finish.
+    assert product.process.returncode in (0, -signal.SIGTERM), product.log.read_text()
+    assert "Embedded database stopped; data kept" in product.log.read_text()
+    assert "Traceback" not in product.log.read_text()
+    with pytest.raises(OSError):
+        product.request("GET", "/healthz")
+    pgdata = Path(product.env["AUTOPACK_HOME"]) / "pgdata"
+    assert embedded_db._running_pid(pgdata) is None, "the embedded database was left running"
+
+    product.start()
+    status, run = product.request("GET", f"/api/runs/{created['run_id']}/", token=token)
+    assert status == 200
+    assert run["state"] == "QUEUED"
+    assert product.stop() < STOP_WITHIN_SECONDS
