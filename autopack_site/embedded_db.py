@@ -7,6 +7,7 @@ start). `make up` stops it on shutdown when it was the one that started it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import subprocess
@@ -78,9 +79,7 @@ def start(pgdata: Path) -> EmbeddedServer:
     pid_before = _running_pid(pgdata)
     deadline = time.monotonic() + CONNECT_DEADLINE_SECONDS
     while True:
-        # pgserver caches one handle per data directory; drop it so each try re-reads
-        # postmaster.pid instead of trusting a server that may have died.
-        postgres_server.PostgresServer._instances.pop(pgdata, None)
+        _forget_handle(pgdata)
         try:
             server = pgserver.get_server(pgdata, cleanup_mode=None)
             info = server.get_postmaster_info()
@@ -123,8 +122,15 @@ def stop(pgdata: Path) -> bool:
     server = postgres_server.PostgresServer._instances.get(pgdata)
     user = server.system_user if server else _system_user()
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user, timeout=30)
-    postgres_server.PostgresServer._instances.pop(pgdata, None)
     return True
+
+
+def _forget_handle(pgdata: Path) -> None:
+    """pgserver caches one handle per data directory; drop it so the next start re-reads
+    postmaster.pid instead of trusting a server that may have died."""
+    handle = postgres_server.PostgresServer._instances.pop(pgdata, None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
 
 
 def _system_user() -> str | None:
