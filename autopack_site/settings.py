@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django_q",
     "autopack_site",
     "runs",
+    "telemetry",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,15 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "ack_failures": True,
 }
+# Engine: model routing, gate commands, worker leases, provider calls.
+AUTOPACK_MODELS = Path(envstr("AUTOPACK_MODELS") or BASE_DIR / "config" / "models.yaml")
+AUTOPACK_GATE_TIMEOUT = envint("AUTOPACK_GATE_TIMEOUT", 600, minimum=1)
+# A worker renews its lease on a run every third of this; another worker may take a run
+# over once the lease has expired.
+AUTOPACK_LEASE_SECONDS = envint("AUTOPACK_LEASE_SECONDS", 90, minimum=3)
+AUTOPACK_LLM_MAX_RETRIES = envint("AUTOPACK_LLM_MAX_RETRIES", 3, minimum=0)
+AUTOPACK_LLM_TIMEOUT = envint("AUTOPACK_LLM_TIMEOUT", 600, minimum=1)
+
 # Run tasks inline instead of through the queue (tests, and `autopack run` in the foreground).
 AUTOPACK_SYNC_TASKS = envbool("AUTOPACK_SYNC_TASKS", False)
 

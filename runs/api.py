@@ -73,18 +73,21 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = self.get_queryset().get(pk=run.pk)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: RunSummarySerializer, 409: None})
+    @extend_schema(request=None,
+                   responses={200: RunSummarySerializer, 202: RunSummarySerializer, 409: None})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
         try:
-            services.cancel_run(run, by=request.user.get_username())
+            done = services.cancel_run(run, by=request.user.get_username())
         except IllegalTransition:
             return Response(
                 {"detail": f"run {run.run_id} is already {run.state} and cannot be cancelled"},
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response(RunSummarySerializer(run).data)
+        # A running run stops at its next step, at its last savepoint: 202 until then.
+        return Response(RunSummarySerializer(run).data,
+                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Return events after this id")],

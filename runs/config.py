@@ -15,6 +15,10 @@ RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 GIT_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
 
+def is_git_url(repository: str) -> bool:
+    return bool(GIT_URL.match(repository))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -87,7 +91,7 @@ class RunConfig(_Strict):
     repo: str | None = None
     project: str | None = Field(default=None, min_length=1, max_length=200)
     base_branch: str = Field(default="main", min_length=1)
-    max_attempts_per_phase: int = Field(default=5, ge=1, le=50)
+    max_attempts_per_phase: int | None = Field(default=None, ge=1, le=50)
     max_duration_minutes: int | None = Field(default=None, ge=1)
     tiers: list[TierConfig] = Field(min_length=1)
 
@@ -115,7 +119,7 @@ class RunConfig(_Strict):
 
     @property
     def repository_is_url(self) -> bool:
-        return bool(GIT_URL.match(self.repository))
+        return is_git_url(self.repository)
 
 
 class ConfigError(ValueError):

@@ -36,7 +36,19 @@ class Run(models.Model):
     token_cap = models.PositiveBigIntegerField(null=True, blank=True)
     max_attempts_per_phase = models.PositiveIntegerField(default=5)
     max_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    tokens_used = models.PositiveBigIntegerField(default=0)
     integration_branch = models.CharField(max_length=250)
+    provider = models.CharField(
+        max_length=500, blank=True,
+        help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file")
+    baseline = models.JSONField(null=True, blank=True, help_text="Test results at the base commit")
+    worktree_path = models.CharField(max_length=1000, blank=True)
+    last_savepoint = models.CharField(max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    step = models.PositiveIntegerField(default=0, help_text="Steps executed; a queued task "
+                                       "carries the step it is for, so a duplicate does nothing")
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     config = models.JSONField(help_text="The run-config JSON as submitted")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -117,12 +129,21 @@ class Attempt(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
     phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveIntegerField()
-    model = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, help_text="The Builder's model")
+    auditor_model = models.CharField(max_length=200, blank=True)
+    model_reason = models.CharField(max_length=500, blank=True,
+                                    help_text="Why this model was chosen")
     state = models.CharField(
         max_length=20, choices=AttemptState.CHOICES, default=AttemptState.RUNNING
     )
     outcome = models.CharField(max_length=50, blank=True)
     error = models.TextField(blank=True)
+    feedback = models.TextField(blank=True, help_text="What the next attempt is told")
+    diff = models.TextField(blank=True)
+    changed_files = models.JSONField(default=list, blank=True)
+    gate_results = models.JSONField(default=list, blank=True)
+    auditor_verdict = models.JSONField(null=True, blank=True)
+    savepoint = models.CharField(max_length=64, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

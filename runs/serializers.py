@@ -15,7 +15,9 @@ class ProjectSerializer(serializers.ModelSerializer):
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = ["number", "model", "state", "outcome", "error", "started_at", "finished_at"]
+        fields = ["number", "model", "auditor_model", "model_reason", "state", "outcome",
+                  "error", "feedback", "diff", "changed_files", "gate_results",
+                  "auditor_verdict", "savepoint", "started_at", "finished_at"]
 
 
 class PhaseSerializer(serializers.ModelSerializer):
@@ -44,8 +46,9 @@ class RunSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "run_id", "project", "goal", "state", "failure_code", "failure_reason",
-                  "token_cap", "max_attempts_per_phase", "max_duration_seconds",
-                  "integration_branch", "created_by", "created_at", "started_at", "finished_at"]
+                  "token_cap", "tokens_used", "max_attempts_per_phase", "max_duration_seconds",
+                  "integration_branch", "provider", "last_savepoint", "cancel_requested",
+                  "created_by", "created_at", "started_at", "finished_at"]
 
 
 class RunSerializer(RunSummarySerializer):

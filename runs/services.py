@@ -6,13 +6,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from runs.config import ConfigError, RunConfig, parse_run_config
-from runs.models import Phase, Project, Run, RunEvent, Tier
-from runs.states import PhaseState, RunState, check_transition
+from runs.engine.routing import ModelConfigError, load_models_config
+from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
+from runs.states import AttemptState, PhaseState, RunState, check_transition
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,8 @@ def _project_for(config: RunConfig, repository: str) -> Project:
 
 
 def create_run(
-    data: Any, *, created_by: AbstractBaseUser | None = None, base_dir: Path | None = None
+    data: Any, *, created_by: AbstractBaseUser | None = None, base_dir: Path | None = None,
+    provider: str = "", enqueue: bool = True,
 ) -> Run:
     """Validate a run-config, store the run and its plan, and enqueue it.
 
@@ -69,30 +72,40 @@ def create_run(
         raise DuplicateRun(config.run_id)
     try:
         with transaction.atomic():
-            run = _store_plan(config, repository, data, created_by)
+            run = _store_plan(config, repository, data, created_by, provider)
     except IntegrityError as exc:
         if Run.objects.filter(run_id=config.run_id).exists():
             raise DuplicateRun(config.run_id) from exc
         raise
-    from runs import tasks  # tasks imports services; import here to keep the cycle lazy
+    if enqueue:
+        from runs import tasks  # tasks imports services; import here to keep the cycle lazy
 
-    tasks.enqueue_advance(run)
+        tasks.enqueue_advance(run)
     return run
 
 
-def _store_plan(
-    config: RunConfig, repository: str, data: dict, created_by: AbstractBaseUser | None
-) -> Run:
+def _default_max_attempts() -> int:
+    try:
+        models = load_models_config(Path(settings.AUTOPACK_MODELS))
+    except ModelConfigError as exc:
+        raise ConfigError([{"path": "max_attempts_per_phase", "message": "not set, and the "
+                            f"default cannot be read from the model config: {exc}"}]) from None
+    return models.complexity_escalation.max_attempts_per_phase
+
+
+def _store_plan(config: RunConfig, repository: str, data: dict,
+                created_by: AbstractBaseUser | None, provider: str) -> Run:
     project = _project_for(config, repository)
     run = Run.objects.create(
         project=project,
         run_id=config.run_id,
         goal=config.goal,
         token_cap=config.token_cap,
-        max_attempts_per_phase=config.max_attempts_per_phase,
+        max_attempts_per_phase=config.max_attempts_per_phase or _default_max_attempts(),
         max_duration_seconds=(config.max_duration_minutes or 0) * 60 or None,
         integration_branch=f"autopack/{config.run_id}",
         config=data,
+        provider=provider,
         created_by=created_by,
     )
     for tier_config in sorted(config.tiers, key=lambda t: t.tier_index):
@@ -116,7 +129,7 @@ def _store_plan(
                 test_command=phase.test_command,
                 approval_required=phase.approval_required,
                 escalation_policy=phase.escalation_policy,
-                max_attempts=phase.max_attempts or config.max_attempts_per_phase,
+                max_attempts=phase.max_attempts or run.max_attempts_per_phase,
             )
     record_event(run, "run_created", run_id=run.run_id, phases=run.phases.count())
     return run
@@ -153,6 +166,37 @@ def transition_phase(phase: Phase, target: str, *, reason: str = "") -> None:
                  state=target, reason=reason)
 
 
-def cancel_run(run: Run, *, by: str = "") -> None:
-    """Cancel a run that has not finished; IllegalTransition if it has."""
-    transition_run(run, RunState.CANCELLED, reason=f"cancelled by {by}" if by else "cancelled")
+def finish_attempt(attempt: Attempt, target: str, **fields: Any) -> None:
+    check_transition(AttemptState, "attempt", f"{attempt.number}", attempt.state, target)
+    _conditional_update(attempt, attempt.state, state=target, finished_at=timezone.now(),
+                        **fields)
+
+
+def sync_tier_state(tier: Tier) -> None:
+    """A tier's state follows its phases."""
+    states = set(tier.phases.values_list("state", flat=True))
+    if PhaseState.FAILED in states:
+        state = PhaseState.FAILED
+    elif states <= {PhaseState.COMPLETE, PhaseState.SKIPPED}:
+        state = PhaseState.COMPLETE
+    elif states == {PhaseState.QUEUED}:
+        state = PhaseState.QUEUED
+    else:
+        state = PhaseState.EXECUTING
+    Tier.objects.filter(pk=tier.pk).update(state=state)
+
+
+def cancel_run(run: Run, *, by: str = "") -> bool:
+    """Cancel a run that has not finished; IllegalTransition if it has.
+
+    A run a worker is executing is only flagged: the worker stops it between steps, at
+    its last savepoint. Returns whether the run is already CANCELLED.
+    """
+    reason = f"cancelled by {by}" if by else "cancelled"
+    if run.state == RunState.RUNNING:
+        Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+        run.cancel_requested = True
+        record_event(run, "cancel_requested", by=by)
+        return False
+    transition_run(run, RunState.CANCELLED, reason=reason)
+    return True

@@ -14,11 +14,6 @@ from rest_framework.test import APIClient
 EXAMPLE_CONFIG = json.loads((Path(__file__).parent / "fixtures" / "notes_search.json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def _tasks_run_inline(settings):
-    settings.AUTOPACK_SYNC_TASKS = True
-
-
 @pytest.fixture
 def run_config(tmp_path: Path) -> dict:
     config = copy.deepcopy(EXAMPLE_CONFIG)

@@ -1,0 +1,70 @@
+"""The words sent to the Builder and the Auditor."""
+
+from __future__ import annotations
+
+from runs.engine.context import Context
+from runs.engine.protocols import GateResult
+from runs.engine.spec import AttemptPlan
+
+BUILDER_SYSTEM = """\
+You are the Builder in Autopack, an autonomous software build system. You change code in
+a git repository to complete one phase of a plan. Your changes are applied only inside
+the allowed paths, then the project's tests and an Auditor review them.
+
+{format_instructions}"""
+
+AUDITOR_SYSTEM = """\
+You are the Auditor in Autopack. You review one change made by the Builder for a phase of
+a plan: decide whether it completes the task and meets the acceptance criteria, without
+breaking anything. The automatic gates (tests, deliverables) have already run; their
+results are included.
+
+Reply with exactly one JSON object and nothing else:
+{"verdict": "approve", "reasons": ["..."]}
+or
+{"verdict": "reject", "reasons": ["what is wrong and what to change", "..."]}
+Reject only for real problems; give concrete reasons the Builder can act on."""
+
+
+def _bullets(items: list[str] | tuple[str, ...]) -> str:
+    return "\n".join(f"- {item}" for item in items) or "- (none)"
+
+
+def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]]:
+    spec = plan.spec
+    parts = [
+        f"# Goal of the run\n{spec.goal}",
+        f"# Your task: {spec.task_name}\n{spec.description}".rstrip(),
+        f"# Allowed paths (you may create and edit files only here)\n{_bullets(spec.scope_paths)}",
+        f"# Deliverables\n{_bullets(spec.deliverables)}",
+        f"# Acceptance criteria\n{_bullets(spec.acceptance_criteria)}",
+    ]
+    if plan.hints:
+        parts.append("# Lessons from earlier failures in this project\n" + _bullets(plan.hints))
+    files = "\n\n".join(f"{path} ({note})\n```\n{content}\n```"
+                        for path, note, content in context.files)
+    parts.append("# Current files\n" + (files or "(no files exist yet in the allowed paths)"))
+    if context.omitted:
+        parts.append("# Files not shown (too large for the context budget)\n"
+                     + _bullets(context.omitted))
+    if plan.feedback:
+        parts.append(f"# Your previous attempt failed (attempt {plan.number - 1})\n"
+                     f"{plan.feedback}\n\nFix this in your new reply.")
+    parts.append("Reply with your edits now.")
+    return [{"role": "user", "content": "\n\n".join(parts)}]
+
+
+def auditor_messages(plan: AttemptPlan, criteria: list[str], diff: str,
+                     gates: list[GateResult]) -> list[dict[str, str]]:
+    spec = plan.spec
+    gate_lines = "\n".join(f"- {g.name}: {'passed' if g.passed else 'FAILED'}: {g.summary}"
+                           for g in gates)
+    text = (
+        f"# Task: {spec.task_name}\n{spec.description}\n\n"
+        f"# Acceptance criteria\n{_bullets(spec.acceptance_criteria)}\n\n"
+        f"# Deliverables to check by reading the change\n{_bullets(criteria)}\n\n"
+        f"# Gate results\n{gate_lines or '- (no gates ran)'}\n\n"
+        f"# The change\n```diff\n{diff or '(no changes)'}\n```\n\n"
+        'Reply with the JSON object: {"verdict": "approve" | "reject", "reasons": [...]}'
+    )
+    return [{"role": "user", "content": text}]

@@ -1,0 +1,99 @@
+"""The engine's view of the outside world: small protocols and the values they exchange.
+
+Nothing under runs/engine imports Django; the Django side implements `Recorder` and
+hands the engine plain values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    role: str  # "builder" | "auditor"
+    model: str  # the provider's model name, without the "anthropic/" prefix
+    system: str
+    messages: list[dict[str, str]]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    text: str
+    stop_reason: str
+    truncated: bool
+    # Exactly as the provider reported them; None where it gave no figure.
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+
+
+class LLMProvider(Protocol):
+    name: str
+
+    def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change a Builder asked for. `search` None means whole-file content in `replace`."""
+
+    path: str
+    search: str | None
+    replace: str
+    block: int  # 1-based position in the reply, for feedback
+    delete: bool = False
+    patch: str = ""  # unified diff of the whole file, when the reply was a diff
+
+
+class EditFormat(Protocol):
+    name: str
+
+    def instructions(self) -> str: ...
+
+    def parse(self, text: str) -> list[Edit]: ...
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    summary: str
+    output: str = ""
+    feedback: str = ""  # what the Builder needs to hear when the gate fails
+    details: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+
+class Workspace(Protocol):
+    root: Path
+
+    def read_text(self, path: str) -> str | None: ...
+
+    def write(self, changes: dict[str, str | None]) -> None: ...
+
+    def diff(self) -> str: ...
+
+    def rollback(self) -> None: ...
+
+    def savepoint(self, message: str, paths: list[str]) -> str: ...
+
+
+class Gate(Protocol):
+    name: str
+
+    def check(self, workspace: Workspace) -> GateResult: ...
+
+
+class Recorder(Protocol):
+    def event(self, kind: str, **payload: Any) -> None: ...
+
+    def llm_call(self, request: LLMRequest, provider: str, response: LLMResponse | None,
+                 error: str, duration: float, charged_tokens: int) -> None: ...
+
+    def cancelled(self) -> bool: ...

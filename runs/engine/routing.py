@@ -1,0 +1,121 @@
+"""config/models.yaml: which model builds and audits at each complexity, and when to
+escalate. Validated on load; every error names the key that is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+LEVELS = ("low", "medium", "high")
+PROVIDERS = ("anthropic", "openai")
+
+
+class ModelConfigError(ValueError):
+    pass
+
+
+def qualify_model(name: str) -> str:
+    """`claude-*` -> anthropic/, `gpt-*`/`o1`/`o3`/`o4` -> openai/; prefixed ids unchanged."""
+    name = name.strip()
+    provider, slash, model = name.partition("/")
+    if slash:
+        if provider not in PROVIDERS or not model:
+            raise ValueError(f"{name!r}: the provider prefix must be one of "
+                             f"{', '.join(p + '/' for p in PROVIDERS)}")
+        return name
+    if name.startswith("claude-"):
+        return f"anthropic/{name}"
+    if name.startswith(("gpt-", "o1", "o3", "o4")):
+        return f"openai/{name}"
+    raise ValueError(f"{name!r} does not say which provider serves it; write "
+                     f"'openai/{name}' (OpenAI or any OpenAI-compatible server such as Ollama "
+                     f"or vLLM) or 'anthropic/{name}'")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Chain(_Strict):
+    models: list[str] = Field(min_length=1)
+
+    @field_validator("models")
+    @classmethod
+    def _qualified(cls, models: list[str]) -> list[str]:
+        return [qualify_model(m) for m in models]
+
+
+class RoleChains(_Strict):
+    low: Chain
+    medium: Chain
+    high: Chain
+
+
+class EscalationChains(_Strict):
+    builder: RoleChains
+    auditor: RoleChains
+
+
+class Thresholds(_Strict):
+    low_to_medium: int = Field(default=2, ge=1)
+    medium_to_high: int = Field(default=2, ge=1)
+
+
+class ComplexityEscalation(_Strict):
+    enabled: bool = True
+    thresholds: Thresholds = Thresholds()
+    max_attempts_per_phase: int = Field(default=5, ge=1, le=50)
+    failure_types: list[str] = []
+
+
+class BuilderSettings(_Strict):
+    edit_format: Literal["search_replace", "whole_file", "unified_diff"] = "search_replace"
+    max_output_tokens: int = Field(default=8192, ge=256)
+    max_output_tokens_limit: int = Field(default=32000, ge=256)
+    context_chars: int = Field(default=120_000, ge=1000)
+    fuzzy_match_threshold: float | None = Field(default=0.95, gt=0.5, le=1.0)
+
+
+class AuditorSettings(_Strict):
+    complexities: list[Literal["low", "medium", "high"]] = list(LEVELS)
+    max_output_tokens: int = Field(default=2048, ge=128)
+
+
+class ModelsConfig(_Strict):
+    escalation_chains: EscalationChains
+    complexity_escalation: ComplexityEscalation = ComplexityEscalation()
+    builder: BuilderSettings = BuilderSettings()
+    auditor: AuditorSettings = AuditorSettings()
+
+    def threshold(self, level: str) -> int:
+        thresholds = self.complexity_escalation.thresholds
+        return thresholds.low_to_medium if level == "low" else thresholds.medium_to_high
+
+    def chain(self, role: str, level: str) -> list[str]:
+        return getattr(getattr(self.escalation_chains, role), level).models
+
+
+def _key(location: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location).lstrip(".")
+
+
+def load_models_config(path: Path) -> ModelsConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ModelConfigError(f"cannot read model config {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ModelConfigError(f"{path} is not valid YAML: {exc}") from None
+    try:
+        return ModelsConfig.model_validate(data or {})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{_key(error['loc'])}: {message}")
+        raise ModelConfigError(f"{path}: " + "; ".join(problems)) from None

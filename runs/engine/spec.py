@@ -1,0 +1,30 @@
+"""What the engine is told about a phase: plain values, no database rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    run_id: str
+    phase_id: str
+    goal: str
+    task_name: str
+    description: str
+    category: str
+    complexity: str
+    scope_paths: tuple[str, ...]
+    read_only_context: tuple[tuple[str, str], ...] = ()  # (path, reason)
+    deliverables: tuple[str, ...] = ()
+    acceptance_criteria: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttemptPlan:
+    spec: PhaseSpec
+    number: int
+    builder_model: str
+    auditor_model: str | None
+    feedback: str = ""
+    hints: tuple[str, ...] = field(default=())
