@@ -92,8 +92,12 @@ def start(pgdata: Path) -> EmbeddedServer:
             )
             with psycopg.connect(found.conninfo(), connect_timeout=3):
                 return found
-        except (psycopg.OperationalError, subprocess.SubprocessError, AssertionError,
-                OSError) as exc:
+        except (
+            psycopg.OperationalError,
+            subprocess.SubprocessError,
+            AssertionError,
+            OSError,
+        ) as exc:
             # Right after a hard kill the old PID can still look alive; retry briefly.
             if time.monotonic() > deadline:
                 raise EmbeddedDatabaseError(

@@ -28,14 +28,20 @@ class TierInline(ReadOnlyInline):
 
 class PhaseInline(ReadOnlyInline):
     model = Phase
-    fields = ["tier", "phase_id", "name", "complexity", "state", "attempt_count",
-              "last_failure_reason"]
+    fields = [
+        "tier",
+        "phase_id",
+        "name",
+        "complexity",
+        "state",
+        "attempt_count",
+        "last_failure_reason",
+    ]
 
 
 class AttemptInline(ReadOnlyInline):
     model = Attempt
-    fields = ["phase", "number", "model", "state", "outcome", "error", "started_at",
-              "finished_at"]
+    fields = ["phase", "number", "model", "state", "outcome", "error", "started_at", "finished_at"]
 
 
 @admin.register(Project)
@@ -46,13 +52,30 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["run_id", "project", "state", "failure_code", "created_by", "created_at",
-                    "finished_at"]
+    list_display = [
+        "run_id",
+        "project",
+        "state",
+        "failure_code",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
     list_filter = ["state", "project"]
     search_fields = ["run_id", "goal"]
-    readonly_fields = ["run_id", "project", "state", "failure_code", "failure_reason",
-                       "integration_branch", "config", "created_by", "created_at", "started_at",
-                       "finished_at"]
+    readonly_fields = [
+        "run_id",
+        "project",
+        "state",
+        "failure_code",
+        "failure_reason",
+        "integration_branch",
+        "config",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
     inlines = [TierInline, PhaseInline, AttemptInline]
     actions = ["cancel_runs"]
 
@@ -75,8 +98,15 @@ class PhaseAdmin(admin.ModelAdmin):
     list_display = ["phase_id", "run", "name", "complexity", "state", "attempt_count"]
     list_filter = ["state", "complexity", "run__project"]
     search_fields = ["phase_id", "run__run_id", "name"]
-    readonly_fields = ["run", "tier", "phase_id", "index", "state", "attempt_count",
-                       "last_failure_reason"]
+    readonly_fields = [
+        "run",
+        "tier",
+        "phase_id",
+        "index",
+        "state",
+        "attempt_count",
+        "last_failure_reason",
+    ]
     inlines = [AttemptInline]
 
 
@@ -90,8 +120,15 @@ class AttemptAdmin(admin.ModelAdmin):
 
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
-    list_display = ["title", "scope", "severity", "project", "occurrence_count", "last_seen",
-                    "status"]
+    list_display = [
+        "title",
+        "scope",
+        "severity",
+        "project",
+        "occurrence_count",
+        "last_seen",
+        "status",
+    ]
     list_filter = ["status", "scope", "severity", "project"]
     search_fields = ["title", "details", "run__run_id", "phase__phase_id"]
 

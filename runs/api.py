@@ -35,8 +35,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             project = self.request.query_params.get("project")
             if state:
                 if state.upper() not in RunState.TRANSITIONS:
-                    raise ValidationError({"detail": f"unknown state {state!r}; use one of "
-                                           + ", ".join(RunState.TRANSITIONS)})
+                    raise ValidationError(
+                        {
+                            "detail": f"unknown state {state!r}; use one of "
+                            + ", ".join(RunState.TRANSITIONS)
+                        }
+                    )
                 runs = runs.filter(state=state.upper())
             if project:
                 runs = runs.filter(project__name=project)
@@ -73,8 +77,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = self.get_queryset().get(pk=run.pk)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None,
-                   responses={200: RunSummarySerializer, 202: RunSummarySerializer, 409: None})
+    @extend_schema(
+        request=None, responses={200: RunSummarySerializer, 202: RunSummarySerializer, 409: None}
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
@@ -86,8 +91,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 status=status.HTTP_409_CONFLICT,
             )
         # A running run stops at its next step, at its last savepoint: 202 until then.
-        return Response(RunSummarySerializer(run).data,
-                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+        return Response(
+            RunSummarySerializer(run).data,
+            status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Return events after this id")],
@@ -103,11 +110,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         events = list(run.events.filter(id__gt=after).order_by("id")[: EVENTS_PAGE + 1])
         more = len(events) > EVENTS_PAGE
         events = events[:EVENTS_PAGE]
-        return Response({
-            "results": RunEventSerializer(events, many=True).data,
-            "last_id": events[-1].id if events else after,
-            "more": more,
-        })
+        return Response(
+            {
+                "results": RunEventSerializer(events, many=True).data,
+                "last_id": events[-1].id if events else after,
+                "more": more,
+            }
+        )
 
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +52,9 @@ def claim(run_id: str, step: int, owner: str) -> Run | None:
     now = timezone.now()
     claimed = Run.objects.filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-        run_id=run_id, step=step, state__in=ACTIVE,
+        run_id=run_id,
+        step=step,
+        state__in=ACTIVE,
     ).update(lease_owner=owner, lease_expires_at=now + _lease())
     return Run.objects.get(run_id=run_id) if claimed == 1 else None
 
@@ -68,7 +71,8 @@ def _heartbeat(run: Run, owner: str) -> Iterator[None]:
         try:
             while not stop.wait(settings.AUTOPACK_LEASE_SECONDS / 3):
                 Run.objects.filter(pk=run.pk, lease_owner=owner).update(
-                    lease_expires_at=timezone.now() + _lease())
+                    lease_expires_at=timezone.now() + _lease()
+                )
         finally:
             connection.close()
 
@@ -91,9 +95,15 @@ def execute_step(run_id: str, step: int) -> bool:
     try:
         with _heartbeat(run, owner):
             _step(run)
+    except Exception as exc:
+        # A bug must stop the run with its traceback on record, not crash the worker
+        # and have the stalled-run sweep retry the same failure forever.
+        logger.exception("step %s of run %s failed", step, run_id)
+        _fail_on_internal_error(run, exc)
     finally:
         Run.objects.filter(pk=run.pk, lease_owner=owner).update(
-            step=step + 1, lease_owner="", lease_expires_at=None)
+            step=step + 1, lease_owner="", lease_expires_at=None
+        )
     run.refresh_from_db()
     return not run.is_final
 
@@ -125,10 +135,32 @@ def _step(run: Run) -> None:
         _finish(run, RunState.DONE_FAILED, FailureCode.ENVIRONMENT, str(exc))
 
 
+def _fail_on_internal_error(run: Run, exc: Exception) -> None:
+    run.refresh_from_db()
+    for attempt in run.attempts.filter(state=AttemptState.RUNNING):
+        services.finish_attempt(
+            attempt, AttemptState.FAILED, outcome="internal_error", error=repr(exc)
+        )
+    services.record_event(run, "internal_error", error=repr(exc), traceback=traceback.format_exc())
+    if not run.is_final:
+        _finish(
+            run,
+            RunState.DONE_FAILED,
+            FailureCode.ENVIRONMENT,
+            f"internal error: {exc!r} (traceback in the run's event log)",
+        )
+
+
 def _finish(run: Run, state: str, code: str, reason: str) -> None:
     services.transition_run(run, state, code=code, reason=reason)
-    services.record_event(run, "run_finished", state=state, code=code, reason=reason,
-                          tokens_used=Run.objects.get(pk=run.pk).tokens_used)
+    services.record_event(
+        run,
+        "run_finished",
+        state=state,
+        code=code,
+        reason=reason,
+        tokens_used=Run.objects.get(pk=run.pk).tokens_used,
+    )
 
 
 def _over_time(run: Run) -> bool:
@@ -147,25 +179,38 @@ def _models_config() -> ModelsConfig:
 def _workspace(run: Run) -> GitWorkspace:
     project = run.project
     workspace = GitWorkspace.prepare(
-        project.repository, project.base_branch, run.run_id, settings.AUTOPACK_HOME,
+        project.repository,
+        project.base_branch,
+        run.run_id,
+        settings.AUTOPACK_HOME,
         is_url=is_git_url(project.repository),
     )
     # Whatever an interrupted step left behind goes: work resumes from the last savepoint.
     workspace.rollback()
     if not run.worktree_path:
         Run.objects.filter(pk=run.pk).update(worktree_path=str(workspace.root))
-        services.record_event(run, "workspace", path=str(workspace.root),
-                              branch=run.integration_branch, base=workspace.head())
+        services.record_event(
+            run,
+            "workspace",
+            path=str(workspace.root),
+            branch=run.integration_branch,
+            base=workspace.head(),
+        )
     return workspace
 
 
 def _abandon_interrupted_attempts(run: Run) -> None:
     for attempt in run.attempts.filter(state=AttemptState.RUNNING):
-        services.finish_attempt(attempt, AttemptState.ABANDONED, outcome="interrupted",
-                                error="the worker executing this attempt stopped; the "
-                                "workspace was reset to the last savepoint")
-        services.record_event(run, "attempt_abandoned", phase_id=attempt.phase.phase_id,
-                              attempt=attempt.number)
+        services.finish_attempt(
+            attempt,
+            AttemptState.ABANDONED,
+            outcome="interrupted",
+            error="the worker executing this attempt stopped; the "
+            "workspace was reset to the last savepoint",
+        )
+        services.record_event(
+            run, "attempt_abandoned", phase_id=attempt.phase.phase_id, attempt=attempt.number
+        )
 
 
 def _test_command(run: Run, phase: Phase, root: Path) -> str | None:
@@ -178,12 +223,19 @@ def _take_baseline(run: Run, workspace: GitWorkspace) -> None:
     for phase in run.phases.all():
         command = _test_command(run, phase, workspace.root)
         if command and command not in baseline:
-            result = run_tests(command, workspace.root, settings.AUTOPACK_GATE_TIMEOUT,
-                               _command_env())
+            result = run_tests(
+                command, workspace.root, settings.AUTOPACK_GATE_TIMEOUT, _command_env()
+            )
             baseline[command] = result.baseline()
-            services.record_event(run, "baseline", command=command, exit_code=result.exit_code,
-                                  failing=len(result.failing), passed=len(result.passed),
-                                  duration=round(result.duration, 3))
+            services.record_event(
+                run,
+                "baseline",
+                command=command,
+                exit_code=result.exit_code,
+                failing=len(result.failing),
+                passed=len(result.passed),
+                duration=round(result.duration, 3),
+            )
     Run.objects.filter(pk=run.pk).update(baseline=baseline)
     run.baseline = baseline
 
@@ -195,14 +247,23 @@ def _command_env() -> dict[str, str]:
 
 
 def _next_phase(run: Run) -> Phase | None:
-    return (run.phases.exclude(state__in=PhaseState.FINAL)
-            .select_related("tier").order_by("tier__index", "index").first())
+    return (
+        run.phases.exclude(state__in=PhaseState.FINAL)
+        .select_related("tier")
+        .order_by("tier__index", "index")
+        .first()
+    )
 
 
 def _spec(run: Run, phase: Phase) -> PhaseSpec:
     return PhaseSpec(
-        run_id=run.run_id, phase_id=phase.phase_id, goal=run.goal, task_name=phase.name,
-        description=phase.description, category=phase.category, complexity=phase.complexity,
+        run_id=run.run_id,
+        phase_id=phase.phase_id,
+        goal=run.goal,
+        task_name=phase.name,
+        description=phase.description,
+        category=phase.category,
+        complexity=phase.complexity,
         scope_paths=tuple(phase.scope_paths),
         read_only_context=tuple((c["path"], c.get("reason", "")) for c in phase.read_only_context),
         deliverables=tuple(phase.deliverables),
@@ -210,45 +271,73 @@ def _spec(run: Run, phase: Phase) -> PhaseSpec:
     )
 
 
-def _attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace,
-                   config: ModelsConfig) -> None:
+def _attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: ModelsConfig) -> None:
     if phase.state == PhaseState.QUEUED:
         services.transition_phase(phase, PhaseState.EXECUTING)
         services.sync_tier_state(phase.tier)
     failed = list(phase.attempts.filter(state=AttemptState.FAILED).order_by("number"))
     choice = choose(config, phase.complexity, len(failed))
     recorder = DjangoRecorder(run, phase)
-    llm = LLMCaller(configured_providers(), TokenBudget(run.token_cap, run.tokens_used),
-                    recorder, override=override_for(run))
+    llm = LLMCaller(
+        configured_providers(),
+        TokenBudget(run.token_cap, run.tokens_used),
+        recorder,
+        override=override_for(run),
+    )
     llm.provider_for(choice.builder)  # no attempt without a provider to make it
     if choice.auditor:
         llm.provider_for(choice.auditor)
     number = phase.attempts.count() + 1
-    attempt = Attempt.objects.create(run=run, phase=phase, number=number, model=choice.builder,
-                                     auditor_model=choice.auditor or "",
-                                     model_reason=choice.reason)
+    attempt = Attempt.objects.create(
+        run=run,
+        phase=phase,
+        number=number,
+        model=choice.builder,
+        auditor_model=choice.auditor or "",
+        model_reason=choice.reason,
+    )
     Phase.objects.filter(pk=phase.pk).update(attempt_count=number)
     recorder.attempt = attempt
-    services.record_event(run, "attempt_started", phase_id=phase.phase_id, attempt=number,
-                          model=choice.builder, auditor=choice.auditor, reason=choice.reason)
-    plan = AttemptPlan(spec=_spec(run, phase), number=number, builder_model=choice.builder,
-                       auditor_model=choice.auditor,
-                       feedback=failed[-1].feedback if failed else "")
-    deps = AttemptDeps(llm=llm, workspace=workspace,
-                       edit_format=edit_format(config.builder.edit_format),
-                       gates=_gates(run, phase, workspace.root), recorder=recorder,
-                       limits=_limits(config))
+    services.record_event(
+        run,
+        "attempt_started",
+        phase_id=phase.phase_id,
+        attempt=number,
+        model=choice.builder,
+        auditor=choice.auditor,
+        reason=choice.reason,
+    )
+    plan = AttemptPlan(
+        spec=_spec(run, phase),
+        number=number,
+        builder_model=choice.builder,
+        auditor_model=choice.auditor,
+        feedback=failed[-1].feedback if failed else "",
+    )
+    deps = AttemptDeps(
+        llm=llm,
+        workspace=workspace,
+        edit_format=edit_format(config.builder.edit_format),
+        gates=_gates(run, phase, workspace.root),
+        recorder=recorder,
+        limits=_limits(config),
+    )
     try:
         result = run_attempt(plan, deps)
     except RunStopped as stop:
-        services.finish_attempt(attempt, AttemptState.FAILED, outcome=stop.outcome,
-                                error=str(stop))
+        services.finish_attempt(attempt, AttemptState.FAILED, outcome=stop.outcome, error=str(stop))
         raise
     services.finish_attempt(
-        attempt, AttemptState.PASSED if result.passed else AttemptState.FAILED,
-        outcome=result.outcome, error=result.message, feedback=result.feedback,
-        diff=result.diff, changed_files=result.changed_files, gate_results=result.gates,
-        auditor_verdict=result.auditor, savepoint=result.savepoint,
+        attempt,
+        AttemptState.PASSED if result.passed else AttemptState.FAILED,
+        outcome=result.outcome,
+        error=result.message,
+        feedback=result.feedback,
+        diff=result.diff,
+        changed_files=result.changed_files,
+        gate_results=result.gates,
+        auditor_verdict=result.auditor,
+        savepoint=result.savepoint,
     )
     _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
 
@@ -258,8 +347,7 @@ def _after_attempt(run: Run, phase: Phase, attempt: Attempt, failures: int) -> N
         services.transition_phase(phase, PhaseState.COMPLETE)
         Run.objects.filter(pk=run.pk).update(last_savepoint=attempt.savepoint)
     elif failures >= phase.max_attempts:
-        reason = (f"phase {phase.phase_id} failed after {failures} attempt(s); last: "
-                  f"{attempt.error}")
+        reason = f"phase {phase.phase_id} failed after {failures} attempt(s); last: {attempt.error}"
         services.transition_phase(phase, PhaseState.FAILED, reason=attempt.error)
         _finish(run, RunState.DONE_FAILED, FailureCode.PHASE_FAILED, reason)
     else:
@@ -271,17 +359,24 @@ def _gates(run: Run, phase: Phase, root: Path) -> list:
     gates: list = [DeliverablesGate(list(phase.deliverables))]
     command = _test_command(run, phase, root)
     if command:
-        gates.append(TestGate(command, (run.baseline or {}).get(command, {}),
-                              list(phase.acceptance_criteria),
-                              settings.AUTOPACK_GATE_TIMEOUT, _command_env()))
+        gates.append(
+            TestGate(
+                command,
+                (run.baseline or {}).get(command, {}),
+                list(phase.acceptance_criteria),
+                settings.AUTOPACK_GATE_TIMEOUT,
+                _command_env(),
+            )
+        )
     return gates
 
 
 def _limits(config: ModelsConfig) -> Limits:
     return Limits(
         max_output_tokens=config.builder.max_output_tokens,
-        max_output_tokens_limit=max(config.builder.max_output_tokens,
-                                    config.builder.max_output_tokens_limit),
+        max_output_tokens_limit=max(
+            config.builder.max_output_tokens, config.builder.max_output_tokens_limit
+        ),
         context_chars=config.builder.context_chars,
         fuzzy_threshold=config.builder.fuzzy_match_threshold,
         auditor_max_tokens=config.auditor.max_output_tokens,

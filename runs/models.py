@@ -39,14 +39,19 @@ class Run(models.Model):
     tokens_used = models.PositiveBigIntegerField(default=0)
     integration_branch = models.CharField(max_length=250)
     provider = models.CharField(
-        max_length=500, blank=True,
-        help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file")
+        max_length=500,
+        blank=True,
+        help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file",
+    )
     baseline = models.JSONField(null=True, blank=True, help_text="Test results at the base commit")
     worktree_path = models.CharField(max_length=1000, blank=True)
     last_savepoint = models.CharField(max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
-    step = models.PositiveIntegerField(default=0, help_text="Steps executed; a queued task "
-                                       "carries the step it is for, so a duplicate does nothing")
+    step = models.PositiveIntegerField(
+        default=0,
+        help_text="Steps executed; a queued task "
+        "carries the step it is for, so a duplicate does nothing",
+    )
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     config = models.JSONField(help_text="The run-config JSON as submitted")
@@ -131,8 +136,9 @@ class Attempt(models.Model):
     number = models.PositiveIntegerField()
     model = models.CharField(max_length=200, help_text="The Builder's model")
     auditor_model = models.CharField(max_length=200, blank=True)
-    model_reason = models.CharField(max_length=500, blank=True,
-                                    help_text="Why this model was chosen")
+    model_reason = models.CharField(
+        max_length=500, blank=True, help_text="Why this model was chosen"
+    )
     state = models.CharField(
         max_length=20, choices=AttemptState.CHOICES, default=AttemptState.RUNNING
     )

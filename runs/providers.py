@@ -19,17 +19,21 @@ SCRIPTED = "scripted:"
 
 
 def configured_providers() -> dict[str, LLMProvider]:
-    options = {"max_retries": settings.AUTOPACK_LLM_MAX_RETRIES,
-               "timeout": settings.AUTOPACK_LLM_TIMEOUT}
+    options = {
+        "max_retries": settings.AUTOPACK_LLM_MAX_RETRIES,
+        "timeout": settings.AUTOPACK_LLM_TIMEOUT,
+    }
     providers: dict[str, LLMProvider] = {}
     if os.environ.get("ANTHROPIC_API_KEY"):
         providers["anthropic"] = AnthropicProvider(
-            os.environ["ANTHROPIC_API_KEY"], os.environ.get("ANTHROPIC_BASE_URL"), **options)
+            os.environ["ANTHROPIC_API_KEY"], os.environ.get("ANTHROPIC_BASE_URL"), **options
+        )
     base_url = os.environ.get("OPENAI_BASE_URL")
     if os.environ.get("OPENAI_API_KEY") or base_url:
         # Local OpenAI-compatible servers (Ollama, llama.cpp) accept any key.
-        providers["openai"] = OpenAIProvider(os.environ.get("OPENAI_API_KEY") or "not-needed",
-                                             base_url, **options)
+        providers["openai"] = OpenAIProvider(
+            os.environ.get("OPENAI_API_KEY") or "not-needed", base_url, **options
+        )
     return providers
 
 
@@ -38,9 +42,11 @@ def validate_provider_option(value: str) -> str:
     if not value:
         return ""
     if not value.startswith(SCRIPTED):
-        raise ValueError(f"unknown provider {value!r}; use scripted:FILE (models are routed "
-                         "by config/models.yaml otherwise)")
-    path = Path(value[len(SCRIPTED):]).expanduser().resolve()
+        raise ValueError(
+            f"unknown provider {value!r}; use scripted:FILE (models are routed "
+            "by config/models.yaml otherwise)"
+        )
+    path = Path(value[len(SCRIPTED) :]).expanduser().resolve()
     ScriptedProvider(path)  # fails now, with the reason, if the file is unusable
     return SCRIPTED + str(path)
 
@@ -48,6 +54,10 @@ def validate_provider_option(value: str) -> str:
 def override_for(run: Run) -> ScriptedProvider | None:
     if not run.provider.startswith(SCRIPTED):
         return None
-    used = dict(LlmCall.objects.filter(run=run, provider="scripted").values_list("role")
-                .annotate(n=Count("id")).values_list("role", "n"))
-    return ScriptedProvider(Path(run.provider[len(SCRIPTED):]), used=used)
+    used = dict(
+        LlmCall.objects.filter(run=run, provider="scripted")
+        .values_list("role")
+        .annotate(n=Count("id"))
+        .values_list("role", "n")
+    )
+    return ScriptedProvider(Path(run.provider[len(SCRIPTED) :]), used=used)

@@ -8,16 +8,37 @@ from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
 class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
-        fields = ["id", "name", "repository", "base_branch", "protected_paths", "test_command",
-                  "created_at"]
+        fields = [
+            "id",
+            "name",
+            "repository",
+            "base_branch",
+            "protected_paths",
+            "test_command",
+            "created_at",
+        ]
 
 
 class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
-        fields = ["number", "model", "auditor_model", "model_reason", "state", "outcome",
-                  "error", "feedback", "diff", "changed_files", "gate_results",
-                  "auditor_verdict", "savepoint", "started_at", "finished_at"]
+        fields = [
+            "number",
+            "model",
+            "auditor_model",
+            "model_reason",
+            "state",
+            "outcome",
+            "error",
+            "feedback",
+            "diff",
+            "changed_files",
+            "gate_results",
+            "auditor_verdict",
+            "savepoint",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class PhaseSerializer(serializers.ModelSerializer):
@@ -25,10 +46,26 @@ class PhaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Phase
-        fields = ["phase_id", "index", "name", "description", "category", "complexity",
-                  "scope_paths", "read_only_context", "deliverables", "acceptance_criteria",
-                  "test_command", "approval_required", "escalation_policy", "max_attempts",
-                  "state", "attempt_count", "last_failure_reason", "attempts"]
+        fields = [
+            "phase_id",
+            "index",
+            "name",
+            "description",
+            "category",
+            "complexity",
+            "scope_paths",
+            "read_only_context",
+            "deliverables",
+            "acceptance_criteria",
+            "test_command",
+            "approval_required",
+            "escalation_policy",
+            "max_attempts",
+            "state",
+            "attempt_count",
+            "last_failure_reason",
+            "attempts",
+        ]
 
 
 class TierSerializer(serializers.ModelSerializer):
@@ -45,10 +82,27 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "run_id", "project", "goal", "state", "failure_code", "failure_reason",
-                  "token_cap", "tokens_used", "max_attempts_per_phase", "max_duration_seconds",
-                  "integration_branch", "provider", "last_savepoint", "cancel_requested",
-                  "created_by", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "run_id",
+            "project",
+            "goal",
+            "state",
+            "failure_code",
+            "failure_reason",
+            "token_cap",
+            "tokens_used",
+            "max_attempts_per_phase",
+            "max_duration_seconds",
+            "integration_branch",
+            "provider",
+            "last_savepoint",
+            "cancel_requested",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
 
 class RunSerializer(RunSummarySerializer):

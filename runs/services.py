@@ -49,17 +49,25 @@ def _project_for(config: RunConfig, repository: str) -> Project:
         name=name, defaults={"repository": repository, "base_branch": config.base_branch}
     )
     if not created and project.repository != repository:
-        raise ConfigError([{
-            "path": "project",
-            "message": f"project {name!r} already uses repository {project.repository}; "
-            "choose another project name",
-        }])
+        raise ConfigError(
+            [
+                {
+                    "path": "project",
+                    "message": f"project {name!r} already uses repository {project.repository}; "
+                    "choose another project name",
+                }
+            ]
+        )
     return project
 
 
 def create_run(
-    data: Any, *, created_by: AbstractBaseUser | None = None, base_dir: Path | None = None,
-    provider: str = "", enqueue: bool = True,
+    data: Any,
+    *,
+    created_by: AbstractBaseUser | None = None,
+    base_dir: Path | None = None,
+    provider: str = "",
+    enqueue: bool = True,
 ) -> Run:
     """Validate a run-config, store the run and its plan, and enqueue it.
 
@@ -88,13 +96,25 @@ def _default_max_attempts() -> int:
     try:
         models = load_models_config(Path(settings.AUTOPACK_MODELS))
     except ModelConfigError as exc:
-        raise ConfigError([{"path": "max_attempts_per_phase", "message": "not set, and the "
-                            f"default cannot be read from the model config: {exc}"}]) from None
+        raise ConfigError(
+            [
+                {
+                    "path": "max_attempts_per_phase",
+                    "message": "not set, and the "
+                    f"default cannot be read from the model config: {exc}",
+                }
+            ]
+        ) from None
     return models.complexity_escalation.max_attempts_per_phase
 
 
-def _store_plan(config: RunConfig, repository: str, data: dict,
-                created_by: AbstractBaseUser | None, provider: str) -> Run:
+def _store_plan(
+    config: RunConfig,
+    repository: str,
+    data: dict,
+    created_by: AbstractBaseUser | None,
+    provider: str,
+) -> Run:
     project = _project_for(config, repository)
     run = Run.objects.create(
         project=project,
@@ -162,14 +182,19 @@ def transition_phase(phase: Phase, target: str, *, reason: str = "") -> None:
     if target == PhaseState.FAILED:
         changes["last_failure_reason"] = reason
     _conditional_update(phase, previous, **changes)
-    record_event(phase.run, "phase_state", phase_id=phase.phase_id, previous=previous,
-                 state=target, reason=reason)
+    record_event(
+        phase.run,
+        "phase_state",
+        phase_id=phase.phase_id,
+        previous=previous,
+        state=target,
+        reason=reason,
+    )
 
 
 def finish_attempt(attempt: Attempt, target: str, **fields: Any) -> None:
     check_transition(AttemptState, "attempt", f"{attempt.number}", attempt.state, target)
-    _conditional_update(attempt, attempt.state, state=target, finished_at=timezone.now(),
-                        **fields)
+    _conditional_update(attempt, attempt.state, state=target, finished_at=timezone.now(), **fields)
 
 
 def sync_tier_state(tier: Tier) -> None:

@@ -12,9 +12,10 @@ class RunState:
     DONE_FAILED = "DONE_FAILED"
     CANCELLED = "CANCELLED"
 
-    CHOICES = [(s, s.replace("_", " ").title()) for s in (
-        QUEUED, RUNNING, AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED
-    )]
+    CHOICES = [
+        (s, s.replace("_", " ").title())
+        for s in (QUEUED, RUNNING, AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED)
+    ]
     FINAL = (DONE_SUCCESS, DONE_FAILED, CANCELLED)
     TRANSITIONS = {
         QUEUED: {RUNNING, DONE_FAILED, CANCELLED},
@@ -36,9 +37,10 @@ class FailureCode:
     CANCELLED = "cancelled"
     ENVIRONMENT = "environment"
 
-    CHOICES = [(c, c.replace("_", " ")) for c in (
-        BUDGET_EXHAUSTED, POLICY_VIOLATION, PHASE_FAILED, CANCELLED, ENVIRONMENT
-    )]
+    CHOICES = [
+        (c, c.replace("_", " "))
+        for c in (BUDGET_EXHAUSTED, POLICY_VIOLATION, PHASE_FAILED, CANCELLED, ENVIRONMENT)
+    ]
 
 
 class PhaseState:
@@ -49,9 +51,10 @@ class PhaseState:
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
 
-    CHOICES = [(s, s.replace("_", " ").title()) for s in (
-        QUEUED, EXECUTING, AWAITING_APPROVAL, COMPLETE, FAILED, SKIPPED
-    )]
+    CHOICES = [
+        (s, s.replace("_", " ").title())
+        for s in (QUEUED, EXECUTING, AWAITING_APPROVAL, COMPLETE, FAILED, SKIPPED)
+    ]
     FINAL = (COMPLETE, FAILED, SKIPPED)
     TRANSITIONS = {
         QUEUED: {EXECUTING, SKIPPED},

@@ -17,8 +17,13 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue_advance(run: Run) -> None:
-    async_task("runs.tasks.advance", run.run_id, run.step, sync=settings.AUTOPACK_SYNC_TASKS,
-               task_name=f"advance {run.run_id} step {run.step}")
+    async_task(
+        "runs.tasks.advance",
+        run.run_id,
+        run.step,
+        sync=settings.AUTOPACK_SYNC_TASKS,
+        task_name=f"advance {run.run_id} step {run.step}",
+    )
 
 
 def advance(run_id: str, step: int) -> bool:

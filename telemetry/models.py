@@ -6,10 +6,12 @@ class LlmCall(models.Model):
     (null where it reported nothing)."""
 
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="llm_calls")
-    phase = models.ForeignKey("runs.Phase", null=True, blank=True, on_delete=models.CASCADE,
-                              related_name="llm_calls")
-    attempt = models.ForeignKey("runs.Attempt", null=True, blank=True,
-                                on_delete=models.CASCADE, related_name="llm_calls")
+    phase = models.ForeignKey(
+        "runs.Phase", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
+    attempt = models.ForeignKey(
+        "runs.Attempt", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
     role = models.CharField(max_length=20)
     provider = models.CharField(max_length=30)
     model = models.CharField(max_length=200)
@@ -23,8 +25,10 @@ class LlmCall(models.Model):
     cache_read_tokens = models.PositiveIntegerField(null=True, blank=True)
     cache_write_tokens = models.PositiveIntegerField(null=True, blank=True)
     charged_tokens = models.PositiveIntegerField(
-        default=0, help_text="Counted against the token cap: the provider's total, or the "
-        "worst case when it reported none")
+        default=0,
+        help_text="Counted against the token cap: the provider's total, or the "
+        "worst case when it reported none",
+    )
     stop_reason = models.CharField(max_length=50, blank=True)
     duration_ms = models.PositiveIntegerField()
     error = models.TextField(blank=True)

@@ -34,3 +34,35 @@ def api(alice) -> APIClient:
     token, _ = Token.objects.get_or_create(user=alice)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@pytest.fixture
+def fake_llm(monkeypatch, settings):
+    from tests.fake_llm import FakeLLM
+
+    server = FakeLLM().start()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    settings.AUTOPACK_LLM_MAX_RETRIES = 2
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def engine(settings, tmp_path):
+    """Engine settings for a test: its own AUTOPACK_HOME and model config."""
+    from tests.builds import write_models
+
+    settings.AUTOPACK_HOME = tmp_path / "home"
+    settings.AUTOPACK_MODELS = write_models(tmp_path / "models.yaml")
+    settings.AUTOPACK_GATE_TIMEOUT = 120
+    return settings
+
+
+@pytest.fixture
+def repo(tmp_path):
+    from tests.builds import make_repo
+
+    return make_repo(tmp_path / "inventory")

@@ -42,8 +42,9 @@ def test_created_run_stays_queued_with_a_creation_event(api, run_config):
     assert list(run.events.values_list("kind", flat=True)) == ["run_created"]
 
 
-def test_relative_workspace_is_resolved_against_server_directory(api, run_config, tmp_path,
-                                                                 monkeypatch):
+def test_relative_workspace_is_resolved_against_server_directory(
+    api, run_config, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     run_config["workspace"] = "notes"
 
@@ -71,28 +72,51 @@ def _errors(response) -> dict[str, str]:
 @pytest.mark.parametrize(
     "mutate, path, words",
     [
-        (lambda c: c["tiers"][1]["phases"][0].update(complexity="extreme"),
-         "tiers[1].phases[0].complexity", "low"),
-        (lambda c: c["tiers"][0]["phases"][0].update(aproval_required=True),
-         "tiers[0].phases[0].aproval_required", "unknown field"),
+        (
+            lambda c: c["tiers"][1]["phases"][0].update(complexity="extreme"),
+            "tiers[1].phases[0].complexity",
+            "low",
+        ),
+        (
+            lambda c: c["tiers"][0]["phases"][0].update(aproval_required=True),
+            "tiers[0].phases[0].aproval_required",
+            "unknown field",
+        ),
         (lambda c: c.update(budget=5), "budget", "unknown field"),
-        (lambda c: c["tiers"][0]["phases"][0]["scope"].update(paths=[]),
-         "tiers[0].phases[0].scope.paths", "at least 1"),
-        (lambda c: c["tiers"][0]["phases"][0]["scope"].update(read_only_context=[{"reason": "x"}]),
-         "tiers[0].phases[0].scope.read_only_context[0].path", "required"),
+        (
+            lambda c: c["tiers"][0]["phases"][0]["scope"].update(paths=[]),
+            "tiers[0].phases[0].scope.paths",
+            "at least 1",
+        ),
+        (
+            lambda c: c["tiers"][0]["phases"][0]["scope"].update(
+                read_only_context=[{"reason": "x"}]
+            ),
+            "tiers[0].phases[0].scope.read_only_context[0].path",
+            "required",
+        ),
         (lambda c: c["tiers"][0]["phases"][0].pop("scope"), "tiers[0].phases[0].scope", "required"),
         (lambda c: c.update(run_id="has spaces"), "run_id", "pattern"),
         (lambda c: c.pop("goal"), "goal", "required"),
         (lambda c: c.update(token_cap=0), "token_cap", "greater than or equal to 1"),
         (lambda c: c.update(token_cap="lots"), "token_cap", "integer"),
-        (lambda c: c["tiers"][0]["phases"][0].update(max_attempts=0),
-         "tiers[0].phases[0].max_attempts", "greater than or equal to 1"),
+        (
+            lambda c: c["tiers"][0]["phases"][0].update(max_attempts=0),
+            "tiers[0].phases[0].max_attempts",
+            "greater than or equal to 1",
+        ),
         (lambda c: c.update(tiers=[]), "tiers", "at least 1"),
         (lambda c: c["tiers"][1].update(tier_index=0), "(root)", "tier_index 0 appears twice"),
-        (lambda c: c["tiers"][1]["phases"][1].update(phase_id="search-index"),
-         "(root)", "phase_id 'search-index' appears twice"),
-        (lambda c: c["tiers"][1]["phases"][1].update(phase_index=0),
-         "tiers[1]", "phase_index 0 appears twice"),
+        (
+            lambda c: c["tiers"][1]["phases"][1].update(phase_id="search-index"),
+            "(root)",
+            "phase_id 'search-index' appears twice",
+        ),
+        (
+            lambda c: c["tiers"][1]["phases"][1].update(phase_index=0),
+            "tiers[1]",
+            "phase_index 0 appears twice",
+        ),
         (lambda c: c.pop("workspace"), "(root)", "set `workspace` or `repo`"),
         (lambda c: c.update(workspace="/nonexistent/notes"), "workspace", "does not exist"),
     ],
@@ -127,10 +151,15 @@ def test_rejects_a_body_that_is_not_an_object(api):
 
 def test_requires_authentication(run_config, db):
     client = APIClient()
-    for method, url in [("get", "/api/runs/"), ("post", "/api/runs/"),
-                        ("get", "/api/projects/"), ("get", "/api/schema/")]:
-        response = getattr(client, method)(url, run_config if method == "post" else None,
-                                           format="json")
+    for method, url in [
+        ("get", "/api/runs/"),
+        ("post", "/api/runs/"),
+        ("get", "/api/projects/"),
+        ("get", "/api/schema/"),
+    ]:
+        response = getattr(client, method)(
+            url, run_config if method == "post" else None, format="json"
+        )
         assert response.status_code == 401, url
     assert not Run.objects.exists()
 
@@ -246,9 +275,7 @@ def test_projects_are_listed(api, run_config):
 
     projects = api.get("/api/projects/").json()["results"]
 
-    assert [(p["name"], p["repository"]) for p in projects] == [
-        ("notes", run_config["workspace"])
-    ]
+    assert [(p["name"], p["repository"]) for p in projects] == [("notes", run_config["workspace"])]
 
 
 def test_same_project_name_with_another_repository_is_refused(api, run_config, tmp_path):

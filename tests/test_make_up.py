@@ -30,9 +30,14 @@ class Product:
     def start(self) -> None:
         with self.log.open("a") as out:
             # Own process group, like a terminal's foreground job that Ctrl-C signals.
-            self.process = subprocess.Popen(["make", "up"], cwd=ROOT, env=self.env,
-                                            stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                ["make", "up"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()
@@ -52,14 +57,16 @@ class Product:
         self.process.wait(STOP_WITHIN_SECONDS)
         return time.monotonic() - began
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                token: str = "") -> tuple[int, dict]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, token: str = ""
+    ) -> tuple[int, dict]:
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = f"Token {token}"
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers=headers)
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())

@@ -33,10 +33,12 @@ def test_read_only_context_objects_reject_unknown_keys():
     with pytest.raises(ConfigError) as raised:
         parse_run_config(config)
 
-    assert raised.value.errors == [{
-        "path": "tiers[0].phases[0].scope.read_only_context[0].why",
-        "message": "unknown field 'why'",
-    }]
+    assert raised.value.errors == [
+        {
+            "path": "tiers[0].phases[0].scope.read_only_context[0].why",
+            "message": "unknown field 'why'",
+        }
+    ]
 
 
 def test_single_acceptance_criterion_may_be_a_string():

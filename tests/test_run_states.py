@@ -29,12 +29,15 @@ def test_run_goes_through_its_normal_life(run):
 
 def test_failed_run_keeps_its_reason_code(run):
     services.transition_run(run, RunState.RUNNING)
-    services.transition_run(run, RunState.DONE_FAILED, code="phase_failed",
-                            reason="search-index failed 5 attempts")
+    services.transition_run(
+        run, RunState.DONE_FAILED, code="phase_failed", reason="search-index failed 5 attempts"
+    )
 
     run.refresh_from_db()
-    assert (run.failure_code, run.failure_reason) == ("phase_failed",
-                                                      "search-index failed 5 attempts")
+    assert (run.failure_code, run.failure_reason) == (
+        "phase_failed",
+        "search-index failed 5 attempts",
+    )
 
 
 @pytest.mark.parametrize("final", RunState.FINAL)
@@ -82,8 +85,12 @@ def test_phase_transitions_are_checked(run):
 
 def test_phase_can_wait_for_approval_and_resume(run):
     phase = run.phases.get(phase_id="search-endpoint")
-    for target in (PhaseState.EXECUTING, PhaseState.AWAITING_APPROVAL, PhaseState.EXECUTING,
-                   PhaseState.COMPLETE):
+    for target in (
+        PhaseState.EXECUTING,
+        PhaseState.AWAITING_APPROVAL,
+        PhaseState.EXECUTING,
+        PhaseState.COMPLETE,
+    ):
         services.transition_phase(phase, target)
 
     assert phase.state == PhaseState.COMPLETE

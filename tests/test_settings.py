@@ -81,16 +81,16 @@ def test_bad_boolean_fails_naming_the_variable(home):
 
 
 def test_bad_integer_fails_naming_the_variable(home):
-    result = run_python("import django; django.setup()",
-                        autopack_env(home, AUTOPACK_WORKERS="two"))
+    result = run_python("import django; django.setup()", autopack_env(home, AUTOPACK_WORKERS="two"))
 
     assert result.returncode != 0
     assert "AUTOPACK_WORKERS='two' is not an integer" in result.stderr
 
 
 def test_sqlite_url_is_refused(home):
-    result = run_python("import django; django.setup()",
-                        autopack_env(home, DATABASE_URL="sqlite:///autopack.db"))
+    result = run_python(
+        "import django; django.setup()", autopack_env(home, DATABASE_URL="sqlite:///autopack.db")
+    )
 
     assert result.returncode != 0
     assert "DATABASE_URL must be a postgres:// or postgresql:// URL" in result.stderr
@@ -100,8 +100,13 @@ def test_sqlite_url_is_refused(home):
 @pytest.fixture
 def database_without_vector(db):
     params = connection.settings_dict
-    admin = psycopg.connect(host=params["HOST"], port=params["PORT"], user="postgres",
-                            dbname="postgres", autocommit=True)
+    admin = psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"],
+        user="postgres",
+        dbname="postgres",
+        autocommit=True,
+    )
     admin.execute("DROP DATABASE IF EXISTS autopack_novector")
     admin.execute("DROP ROLE IF EXISTS autopack_limited")
     admin.execute("CREATE ROLE autopack_limited LOGIN")

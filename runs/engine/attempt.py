@@ -52,23 +52,38 @@ def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
     try:
         reply = _builder_reply(plan, deps)
         edits = deps.edit_format.parse(reply)
-        result.changed_files = _apply(edits, plan, deps)
+        result.changed_files, method = _apply(edits, plan, deps)
         result.diff = deps.workspace.diff(result.changed_files)
-        deps.recorder.event("apply_result", phase_id=plan.spec.phase_id, attempt=plan.number,
-                            files=result.changed_files, blocks=len(edits))
+        deps.recorder.event(
+            "apply_result",
+            phase_id=plan.spec.phase_id,
+            attempt=plan.number,
+            files=result.changed_files,
+            blocks=len(edits),
+            method=method,
+        )
         _gates(deps, result)
         if plan.auditor_model:
             _review(plan, deps, result)
         result.savepoint = deps.workspace.savepoint(_commit_message(plan), result.changed_files)
-        deps.recorder.event("savepoint", phase_id=plan.spec.phase_id, attempt=plan.number,
-                            commit=result.savepoint)
+        deps.recorder.event(
+            "savepoint", phase_id=plan.spec.phase_id, attempt=plan.number, commit=result.savepoint
+        )
         return result
     except AttemptFailure as failure:
         deps.workspace.rollback()
-        result.outcome, result.message, result.feedback = (failure.outcome, str(failure),
-                                                           failure.feedback)
-        deps.recorder.event("rollback", phase_id=plan.spec.phase_id, attempt=plan.number,
-                            outcome=failure.outcome, reason=str(failure))
+        result.outcome, result.message, result.feedback = (
+            failure.outcome,
+            str(failure),
+            failure.feedback,
+        )
+        deps.recorder.event(
+            "rollback",
+            phase_id=plan.spec.phase_id,
+            attempt=plan.number,
+            outcome=failure.outcome,
+            reason=str(failure),
+        )
         return result
     except RunStopped:
         deps.workspace.rollback()
@@ -78,8 +93,13 @@ def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
 def _builder_reply(plan: AttemptPlan, deps: AttemptDeps) -> str:
     limits = deps.limits
     context = build_context(deps.workspace.root, plan.spec, limits.context_chars)
-    deps.recorder.event("context", phase_id=plan.spec.phase_id, attempt=plan.number,
-                        included=context.included, omitted=context.omitted)
+    deps.recorder.event(
+        "context",
+        phase_id=plan.spec.phase_id,
+        attempt=plan.number,
+        included=context.included,
+        omitted=context.omitted,
+    )
     system = BUILDER_SYSTEM.format(format_instructions=deps.edit_format.instructions())
     messages = builder_messages(plan, context)
     max_tokens = limits.max_output_tokens
@@ -94,22 +114,26 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps) -> str:
                 "Your previous reply was cut off before it ended, so none of it was applied. "
                 "Make fewer, smaller edits: SEARCH/REPLACE blocks with only the lines that change.",
             )
-        deps.recorder.event("truncated", phase_id=plan.spec.phase_id, attempt=plan.number,
-                            max_tokens=max_tokens)
+        deps.recorder.event(
+            "truncated", phase_id=plan.spec.phase_id, attempt=plan.number, max_tokens=max_tokens
+        )
         max_tokens = min(limits.max_output_tokens_limit, max_tokens * 2)
 
 
-def _apply(edits: list[Edit], plan: AttemptPlan, deps: AttemptDeps) -> list[str]:
+def _apply(edits: list[Edit], plan: AttemptPlan, deps: AttemptDeps) -> tuple[list[str], str]:
+    """Write the edits after the path policy passed every one; returns the changed paths
+    and how they were applied."""
     spec = plan.spec
-    policy = PathPolicy(deps.workspace.root, spec.scope_paths,
-                        tuple(path for path, _ in spec.read_only_context))
+    policy = PathPolicy(
+        deps.workspace.root, spec.scope_paths, tuple(path for path, _ in spec.read_only_context)
+    )
     checked = [replace(edit, path=policy.check(edit.path)) for edit in edits]
     patches = list(dict.fromkeys(edit.patch for edit in checked))
     if all(edit.patch for edit in checked) and deps.workspace.git_apply("".join(patches)):
-        return sorted({edit.path for edit in checked})
+        return sorted({edit.path for edit in checked}), "git apply"
     changes = compute_changes(checked, deps.workspace.read_text, deps.limits.fuzzy_threshold)
     deps.workspace.write(changes)
-    return sorted(changes)
+    return sorted(changes), "matcher"
 
 
 def _gates(deps: AttemptDeps, result: AttemptResult) -> None:
@@ -117,44 +141,71 @@ def _gates(deps: AttemptDeps, result: AttemptResult) -> None:
     for gate in deps.gates:
         outcome = gate.check(deps.workspace)
         outcomes.append(outcome)
-        result.gates.append({"name": outcome.name, "passed": outcome.passed,
-                             "summary": outcome.summary, "output": outcome.output,
-                             "duration": outcome.duration, "details": outcome.details})
-        deps.recorder.event("gate_result", gate=outcome.name, passed=outcome.passed,
-                            summary=outcome.summary, duration=round(outcome.duration, 3))
+        result.gates.append(
+            {
+                "name": outcome.name,
+                "passed": outcome.passed,
+                "summary": outcome.summary,
+                "output": outcome.output,
+                "duration": outcome.duration,
+                "details": outcome.details,
+            }
+        )
+        deps.recorder.event(
+            "gate_result",
+            gate=outcome.name,
+            passed=outcome.passed,
+            summary=outcome.summary,
+            duration=round(outcome.duration, 3),
+        )
     failed = [outcome for outcome in outcomes if not outcome.passed]
     if failed:
-        raise GateFailure("; ".join(f"{g.name}: {g.summary}" for g in failed),
-                          "\n\n".join(g.feedback or g.summary for g in failed))
+        raise GateFailure(
+            "; ".join(f"{g.name}: {g.summary}" for g in failed),
+            "\n\n".join(g.feedback or g.summary for g in failed),
+        )
     result.gate_outcomes = outcomes
 
 
 def _review(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
-    messages = auditor_messages(plan, free_text(list(plan.spec.deliverables)), result.diff,
-                                result.gate_outcomes)
+    messages = auditor_messages(
+        plan, free_text(list(plan.spec.deliverables)), result.diff, result.gate_outcomes
+    )
     for _ in range(2):
-        response = deps.llm.call("auditor", plan.auditor_model, AUDITOR_SYSTEM, messages,
-                                 deps.limits.auditor_max_tokens)
+        response = deps.llm.call(
+            "auditor", plan.auditor_model, AUDITOR_SYSTEM, messages, deps.limits.auditor_max_tokens
+        )
         try:
             verdict = parse_verdict(response.text)
             break
         except VerdictError as exc:
             problem = str(exc)
-            messages = [*messages, {"role": "assistant", "content": response.text},
-                        {"role": "user", "content": f"That was not the JSON asked for "
-                         f"({problem}). Reply with only the JSON object."}]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": response.text},
+                {
+                    "role": "user",
+                    "content": f"That was not the JSON asked for "
+                    f"({problem}). Reply with only the JSON object.",
+                },
+            ]
     else:
-        raise AuditorUnreadable(f"the Auditor's reply could not be read: {problem}",
-                                "The Auditor could not review your change; make it again.")
+        raise AuditorUnreadable(
+            f"the Auditor's reply could not be read: {problem}",
+            "The Auditor could not review your change; make it again.",
+        )
     result.auditor = verdict.as_dict()
-    deps.recorder.event("verdict", phase_id=plan.spec.phase_id, attempt=plan.number,
-                        **result.auditor)
+    deps.recorder.event(
+        "verdict", phase_id=plan.spec.phase_id, attempt=plan.number, **result.auditor
+    )
     if not verdict.approved:
         raise AuditorRejection(verdict.reasons)
 
 
 def _commit_message(plan: AttemptPlan) -> str:
     spec = plan.spec
-    return (f"autopack: {spec.phase_id}: {spec.task_name}\n\n"
-            f"Run: {spec.run_id}\nPhase: {spec.phase_id}\nAttempt: {plan.number}\n"
-            f"Builder: {plan.builder_model}\n")
+    return (
+        f"autopack: {spec.phase_id}: {spec.task_name}\n\n"
+        f"Run: {spec.run_id}\nPhase: {spec.phase_id}\nAttempt: {plan.number}\n"
+        f"Builder: {plan.builder_model}\n"
+    )

@@ -28,7 +28,7 @@ def parse_verdict(text: str) -> Verdict:
     if stripped.startswith("{"):
         candidates.insert(0, stripped)
     elif "{" in stripped and not candidates:
-        candidates.append(stripped[stripped.index("{"):stripped.rindex("}") + 1])
+        candidates.append(stripped[stripped.index("{") : stripped.rindex("}") + 1])
     for candidate in candidates:
         try:
             data = json.loads(candidate)
@@ -39,7 +39,8 @@ def parse_verdict(text: str) -> Verdict:
         verdict = str(data.get("verdict", "")).lower()
         reasons = data.get("reasons", [])
         if verdict not in ("approve", "reject") or not isinstance(reasons, list):
-            raise VerdictError('the JSON must have "verdict": "approve" or "reject" and a '
-                               '"reasons" list')
+            raise VerdictError(
+                'the JSON must have "verdict": "approve" or "reject" and a "reasons" list'
+            )
         return Verdict(verdict == "approve", [str(r) for r in reasons])
     raise VerdictError("no JSON object found in the Auditor's reply")

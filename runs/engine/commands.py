@@ -22,15 +22,22 @@ class CommandResult:
     timed_out: bool
 
 
-def run_command(command: str | list[str], cwd: Path, timeout: float,
-                env: dict[str, str] | None = None) -> CommandResult:
+def run_command(
+    command: str | list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> CommandResult:
     started = time.monotonic()
     shown = command if isinstance(command, str) else " ".join(command)
     with tempfile.TemporaryFile() as out:
         # A file, not a pipe: a chatty test suite cannot block on a full pipe buffer.
         process = subprocess.Popen(
-            command, shell=isinstance(command, str), cwd=cwd, env=env, stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            shell=isinstance(command, str),
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         timed_out = False
         try:

@@ -28,11 +28,14 @@ class Choice:
 
 
 def ladder(config: ModelsConfig, complexity: str) -> list[Rung]:
-    levels = LEVELS[LEVELS.index(complexity):]
+    levels = LEVELS[LEVELS.index(complexity) :]
     if not config.complexity_escalation.enabled:
         levels = levels[:1]
-    return [Rung(level, model, config.threshold(level))
-            for level in levels for model in config.chain("builder", level)]
+    return [
+        Rung(level, model, config.threshold(level))
+        for level in levels
+        for model in config.chain("builder", level)
+    ]
 
 
 def _rung_for(rungs: list[Rung], failures: int) -> int:
@@ -49,8 +52,11 @@ def choose(config: ModelsConfig, complexity: str, failures: int) -> Choice:
     rungs = ladder(config, complexity)
     index = _rung_for(rungs, failures)
     rung = rungs[index]
-    auditor = (config.chain("auditor", rung.level)[0]
-               if complexity in config.auditor.complexities else None)
+    auditor = (
+        config.chain("auditor", rung.level)[0]
+        if complexity in config.auditor.complexities
+        else None
+    )
     if failures == 0:
         reason = f"first attempt: builder.{rung.level} chain starts with {rung.model}"
     else:
@@ -58,10 +64,14 @@ def choose(config: ModelsConfig, complexity: str, failures: int) -> Choice:
         if previous == rung:
             reason = f"retry on {rung.model} after {failures} failure(s)"
         elif previous.level != rung.level:
-            reason = (f"{previous.attempts} failure(s) on {previous.model} at the end of the "
-                      f"builder.{previous.level} chain: escalated to {rung.level} complexity, "
-                      f"{rung.model}")
+            reason = (
+                f"{previous.attempts} failure(s) on {previous.model} at the end of the "
+                f"builder.{previous.level} chain: escalated to {rung.level} complexity, "
+                f"{rung.model}"
+            )
         else:
-            reason = (f"{previous.attempts} failure(s) on {previous.model}: next model in the "
-                      f"builder.{rung.level} chain, {rung.model}")
+            reason = (
+                f"{previous.attempts} failure(s) on {previous.model}: next model in the "
+                f"builder.{rung.level} chain, {rung.model}"
+            )
     return Choice(builder=rung.model, auditor=auditor, level=rung.level, reason=reason)

@@ -25,7 +25,8 @@ PROVIDER_KEYS = {
 def estimate_prompt_tokens(request: LLMRequest) -> int:
     text = request.system + "".join(m["content"] for m in request.messages)
     return math.ceil(len(text.encode()) / BYTES_PER_TOKEN) + MESSAGE_OVERHEAD * (
-        len(request.messages) + 1)
+        len(request.messages) + 1
+    )
 
 
 def charged_tokens(request: LLMRequest, response: LLMResponse) -> int:
@@ -60,8 +61,13 @@ def split_model_id(model_id: str) -> tuple[str, str]:
 
 
 class LLMCaller:
-    def __init__(self, providers: dict[str, LLMProvider], budget: TokenBudget,
-                 recorder: Recorder, override: LLMProvider | None = None) -> None:
+    def __init__(
+        self,
+        providers: dict[str, LLMProvider],
+        budget: TokenBudget,
+        recorder: Recorder,
+        override: LLMProvider | None = None,
+    ) -> None:
         self.providers = providers
         self.budget = budget
         self.recorder = recorder
@@ -79,24 +85,33 @@ class LLMCaller:
             )
         return self.providers[name]
 
-    def call(self, role: str, model_id: str, system: str, messages: list[dict[str, str]],
-             max_tokens: int) -> LLMResponse:
+    def call(
+        self, role: str, model_id: str, system: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> LLMResponse:
         provider = self.provider_for(model_id)
         if self.recorder.cancelled():
             raise Cancelled("the run was cancelled")
-        request = LLMRequest(role=role, model=split_model_id(model_id)[1], system=system,
-                             messages=messages, max_tokens=max_tokens)
+        request = LLMRequest(
+            role=role,
+            model=split_model_id(model_id)[1],
+            system=system,
+            messages=messages,
+            max_tokens=max_tokens,
+        )
         self.budget.check(request)
         started = time.monotonic()
         try:
             response = provider.complete(request)
         except ProviderError as exc:
-            self.recorder.llm_call(request, provider.name, None, str(exc),
-                                   time.monotonic() - started, 0)
+            self.recorder.llm_call(
+                request, provider.name, None, str(exc), time.monotonic() - started, 0
+            )
             raise
-        charged = charged_tokens(request, response) if getattr(provider, "bills_tokens", True) \
-            else 0
+        charged = (
+            charged_tokens(request, response) if getattr(provider, "bills_tokens", True) else 0
+        )
         self.budget.used += charged
-        self.recorder.llm_call(request, provider.name, response, "", time.monotonic() - started,
-                               charged)
+        self.recorder.llm_call(
+            request, provider.name, response, "", time.monotonic() - started, charged
+        )
         return response

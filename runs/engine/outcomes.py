@@ -54,8 +54,10 @@ class AuditorRejection(AttemptFailure):
 
     def __init__(self, reasons: list[str]) -> None:
         text = "; ".join(reasons) or "no reason given"
-        super().__init__(f"Auditor rejected the change: {text}",
-                         "The Auditor rejected your change:\n" + "\n".join(f"- {r}" for r in reasons))
+        super().__init__(
+            f"Auditor rejected the change: {text}",
+            "The Auditor rejected your change:\n" + "\n".join(f"- {r}" for r in reasons),
+        )
         self.reasons = reasons
 
 

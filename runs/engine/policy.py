@@ -31,11 +31,14 @@ class PathPolicy:
         path = raw.strip().replace("\\", "/")
         if not path:
             raise PolicyViolation(raw, "empty path")
-        if path.startswith("/") or PurePosixPath(path).is_absolute() or (
-            len(path) > 1 and path[1] == ":"
+        if (
+            path.startswith("/")
+            or PurePosixPath(path).is_absolute()
+            or (len(path) > 1 and path[1] == ":")
         ):
-            raise PolicyViolation(raw, "absolute paths are not allowed; use a path relative to "
-                                       "the repository root")
+            raise PolicyViolation(
+                raw, "absolute paths are not allowed; use a path relative to the repository root"
+            )
         parts = [part for part in PurePosixPath(path).parts if part not in ("", ".")]
         if ".." in parts:
             raise PolicyViolation(raw, "'..' is not allowed in paths")

@@ -41,24 +41,30 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
     ]
     if plan.hints:
         parts.append("# Lessons from earlier failures in this project\n" + _bullets(plan.hints))
-    files = "\n\n".join(f"{path} ({note})\n```\n{content}\n```"
-                        for path, note, content in context.files)
+    files = "\n\n".join(
+        f"{path} ({note})\n```\n{content}\n```" for path, note, content in context.files
+    )
     parts.append("# Current files\n" + (files or "(no files exist yet in the allowed paths)"))
     if context.omitted:
-        parts.append("# Files not shown (too large for the context budget)\n"
-                     + _bullets(context.omitted))
+        parts.append(
+            "# Files not shown (too large for the context budget)\n" + _bullets(context.omitted)
+        )
     if plan.feedback:
-        parts.append(f"# Your previous attempt failed (attempt {plan.number - 1})\n"
-                     f"{plan.feedback}\n\nFix this in your new reply.")
+        parts.append(
+            f"# Your previous attempt failed (attempt {plan.number - 1})\n"
+            f"{plan.feedback}\n\nFix this in your new reply."
+        )
     parts.append("Reply with your edits now.")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
-def auditor_messages(plan: AttemptPlan, criteria: list[str], diff: str,
-                     gates: list[GateResult]) -> list[dict[str, str]]:
+def auditor_messages(
+    plan: AttemptPlan, criteria: list[str], diff: str, gates: list[GateResult]
+) -> list[dict[str, str]]:
     spec = plan.spec
-    gate_lines = "\n".join(f"- {g.name}: {'passed' if g.passed else 'FAILED'}: {g.summary}"
-                           for g in gates)
+    gate_lines = "\n".join(
+        f"- {g.name}: {'passed' if g.passed else 'FAILED'}: {g.summary}" for g in gates
+    )
     text = (
         f"# Task: {spec.task_name}\n{spec.description}\n\n"
         f"# Acceptance criteria\n{_bullets(spec.acceptance_criteria)}\n\n"

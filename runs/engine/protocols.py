@@ -93,7 +93,14 @@ class Gate(Protocol):
 class Recorder(Protocol):
     def event(self, kind: str, **payload: Any) -> None: ...
 
-    def llm_call(self, request: LLMRequest, provider: str, response: LLMResponse | None,
-                 error: str, duration: float, charged_tokens: int) -> None: ...
+    def llm_call(
+        self,
+        request: LLMRequest,
+        provider: str,
+        response: LLMResponse | None,
+        error: str,
+        duration: float,
+        charged_tokens: int,
+    ) -> None: ...
 
     def cancelled(self) -> bool: ...

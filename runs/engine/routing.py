@@ -23,16 +23,20 @@ def qualify_model(name: str) -> str:
     provider, slash, model = name.partition("/")
     if slash:
         if provider not in PROVIDERS or not model:
-            raise ValueError(f"{name!r}: the provider prefix must be one of "
-                             f"{', '.join(p + '/' for p in PROVIDERS)}")
+            raise ValueError(
+                f"{name!r}: the provider prefix must be one of "
+                f"{', '.join(p + '/' for p in PROVIDERS)}"
+            )
         return name
     if name.startswith("claude-"):
         return f"anthropic/{name}"
     if name.startswith(("gpt-", "o1", "o3", "o4")):
         return f"openai/{name}"
-    raise ValueError(f"{name!r} does not say which provider serves it; write "
-                     f"'openai/{name}' (OpenAI or any OpenAI-compatible server such as Ollama "
-                     f"or vLLM) or 'anthropic/{name}'")
+    raise ValueError(
+        f"{name!r} does not say which provider serves it; write "
+        f"'openai/{name}' (OpenAI or any OpenAI-compatible server such as Ollama "
+        f"or vLLM) or 'anthropic/{name}'"
+    )
 
 
 class _Strict(BaseModel):

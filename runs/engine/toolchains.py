@@ -7,12 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
-PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini",
-                  "conftest.py")
+PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py")
 
 
 def detect_test_command(root: Path) -> str | None:
-    if any((root / marker).exists() for marker in PYTHON_MARKERS) or any(root.glob("test*/**/*.py")):
+    if any((root / marker).exists() for marker in PYTHON_MARKERS) or any(
+        root.glob("test*/**/*.py")
+    ):
         return f"{shlex.quote(sys.executable)} -m pytest"
     package = root / "package.json"
     if package.exists():

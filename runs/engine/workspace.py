@@ -17,8 +17,16 @@ import git
 from runs.engine.outcomes import EnvironmentProblem
 
 AUTHOR = "Autopack <autopack@localhost>"
-_GIT_CONFIG = ["-c", "user.name=Autopack", "-c", "user.email=autopack@localhost",
-               "-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"]
+_GIT_CONFIG = [
+    "-c",
+    "user.name=Autopack",
+    "-c",
+    "user.email=autopack@localhost",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+]
 
 
 def _clone_dir(url: str, repos: Path) -> Path:
@@ -32,8 +40,9 @@ class GitWorkspace:
         self.repo = git.Repo(root)
 
     @classmethod
-    def prepare(cls, source: str, base_branch: str, run_id: str, home: Path,
-                is_url: bool) -> GitWorkspace:
+    def prepare(
+        cls, source: str, base_branch: str, run_id: str, home: Path, is_url: bool
+    ) -> GitWorkspace:
         """Open the run's worktree, creating the clone, branch and worktree when missing."""
         origin = cls._origin(source, home, is_url)
         worktree = home / "workspaces" / run_id
@@ -125,8 +134,18 @@ class GitWorkspace:
     def savepoint(self, message: str, paths: list[str]) -> str:
         if paths:
             self.repo.git.add("-A", "--", *paths)
-        self.repo.git.execute(["git", *_GIT_CONFIG, "commit", "--allow-empty", "--no-verify",
-                               f"--author={AUTHOR}", "-m", message])
+        self.repo.git.execute(
+            [
+                "git",
+                *_GIT_CONFIG,
+                "commit",
+                "--allow-empty",
+                "--no-verify",
+                f"--author={AUTHOR}",
+                "-m",
+                message,
+            ]
+        )
         return self.head()
 
     def rollback(self) -> None:

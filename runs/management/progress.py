@@ -15,14 +15,19 @@ def _describe(event: RunEvent) -> str | None:
         case "workspace":
             return f"worktree {p['path']} on {p['branch']}"
         case "baseline":
-            return (f"baseline `{p['command']}`: {p['passed']} passed, {p['failing']} failing "
-                    f"({p['duration']} s)")
+            return (
+                f"baseline `{p['command']}`: {p['passed']} passed, {p['failing']} failing "
+                f"({p['duration']} s)"
+            )
         case "phase_state":
             return f"phase {p['phase_id']}: {p['state']}" + (
-                f" ({p['reason']})" if p.get("reason") else "")
+                f" ({p['reason']})" if p.get("reason") else ""
+            )
         case "attempt_started":
-            return (f"phase {p['phase_id']} attempt {p['attempt']}: builder {p['model']}"
-                    f" ({p['reason']})")
+            return (
+                f"phase {p['phase_id']} attempt {p['attempt']}: builder {p['model']}"
+                f" ({p['reason']})"
+            )
         case "llm_call":
             tokens = p["total_tokens"] if p["total_tokens"] is not None else "unreported"
             error = f" ERROR {p['error']}" if p.get("error") else ""
@@ -61,10 +66,14 @@ class Progress:
 
     def summary(self) -> str:
         run = Run.objects.get(pk=self.run.pk)
-        lines = [f"\nRun {run.run_id}: {run.state}" + (
-            f" ({run.failure_code}: {run.failure_reason})" if run.failure_code else "")]
+        lines = [
+            f"\nRun {run.run_id}: {run.state}"
+            + (f" ({run.failure_code}: {run.failure_reason})" if run.failure_code else "")
+        ]
         for phase in run.phases.order_by("tier__index", "index"):
             lines.append(f"  {phase.phase_id:<24} {phase.state:<10} attempts {phase.attempt_count}")
-        lines.append(f"  tokens used {run.tokens_used}, integration branch "
-                     f"{run.integration_branch}, worktree {run.worktree_path}")
+        lines.append(
+            f"  tokens used {run.tokens_used}, integration branch "
+            f"{run.integration_branch}, worktree {run.worktree_path}"
+        )
         return "\n".join(lines)

@@ -6,178 +6,401 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('runs', '0001_vector_extension'),
+        ("runs", "0001_vector_extension"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('repository', models.CharField(help_text='Local path or git URL', max_length=1000)),
-                ('base_branch', models.CharField(default='main', max_length=200)),
-                ('protected_paths', models.JSONField(blank=True, default=list)),
-                ('test_command', models.CharField(blank=True, max_length=1000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                (
+                    "repository",
+                    models.CharField(help_text="Local path or git URL", max_length=1000),
+                ),
+                ("base_branch", models.CharField(default="main", max_length=200)),
+                ("protected_paths", models.JSONField(blank=True, default=list)),
+                ("test_command", models.CharField(blank=True, max_length=1000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('run_id', models.SlugField(max_length=100, unique=True)),
-                ('goal', models.TextField()),
-                ('state', models.CharField(choices=[('QUEUED', 'Queued'), ('RUNNING', 'Running'), ('AWAITING_APPROVAL', 'Awaiting Approval'), ('PAUSED', 'Paused'), ('DONE_SUCCESS', 'Done Success'), ('DONE_FAILED', 'Done Failed'), ('CANCELLED', 'Cancelled')], default='QUEUED', max_length=20)),
-                ('failure_code', models.CharField(blank=True, choices=[('budget_exhausted', 'budget exhausted'), ('policy_violation', 'policy violation'), ('phase_failed', 'phase failed'), ('cancelled', 'cancelled'), ('environment', 'environment')], max_length=30)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('token_cap', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('max_attempts_per_phase', models.PositiveIntegerField(default=5)),
-                ('max_duration_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('integration_branch', models.CharField(max_length=250)),
-                ('config', models.JSONField(help_text='The run-config JSON as submitted')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='runs.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("run_id", models.SlugField(max_length=100, unique=True)),
+                ("goal", models.TextField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("QUEUED", "Queued"),
+                            ("RUNNING", "Running"),
+                            ("AWAITING_APPROVAL", "Awaiting Approval"),
+                            ("PAUSED", "Paused"),
+                            ("DONE_SUCCESS", "Done Success"),
+                            ("DONE_FAILED", "Done Failed"),
+                            ("CANCELLED", "Cancelled"),
+                        ],
+                        default="QUEUED",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "failure_code",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("budget_exhausted", "budget exhausted"),
+                            ("policy_violation", "policy violation"),
+                            ("phase_failed", "phase failed"),
+                            ("cancelled", "cancelled"),
+                            ("environment", "environment"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("failure_reason", models.TextField(blank=True)),
+                ("token_cap", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("max_attempts_per_phase", models.PositiveIntegerField(default=5)),
+                ("max_duration_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                ("integration_branch", models.CharField(max_length=250)),
+                ("config", models.JSONField(help_text="The run-config JSON as submitted")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="runs",
+                        to="runs.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Phase',
+            name="Phase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('phase_id', models.CharField(max_length=100)),
-                ('index', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=500)),
-                ('description', models.TextField(blank=True)),
-                ('category', models.CharField(blank=True, max_length=100)),
-                ('complexity', models.CharField(choices=[('low', 'low'), ('medium', 'medium'), ('high', 'high')], max_length=10)),
-                ('scope_paths', models.JSONField(default=list)),
-                ('read_only_context', models.JSONField(blank=True, default=list)),
-                ('deliverables', models.JSONField(blank=True, default=list)),
-                ('acceptance_criteria', models.JSONField(blank=True, default=list)),
-                ('test_command', models.CharField(blank=True, max_length=1000)),
-                ('approval_required', models.BooleanField(default=False)),
-                ('escalation_policy', models.JSONField(blank=True, null=True)),
-                ('max_attempts', models.PositiveIntegerField()),
-                ('state', models.CharField(choices=[('QUEUED', 'Queued'), ('EXECUTING', 'Executing'), ('AWAITING_APPROVAL', 'Awaiting Approval'), ('COMPLETE', 'Complete'), ('FAILED', 'Failed'), ('SKIPPED', 'Skipped')], default='QUEUED', max_length=20)),
-                ('attempt_count', models.PositiveIntegerField(default=0)),
-                ('last_failure_reason', models.TextField(blank=True)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='phases', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("phase_id", models.CharField(max_length=100)),
+                ("index", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=500)),
+                ("description", models.TextField(blank=True)),
+                ("category", models.CharField(blank=True, max_length=100)),
+                (
+                    "complexity",
+                    models.CharField(
+                        choices=[("low", "low"), ("medium", "medium"), ("high", "high")],
+                        max_length=10,
+                    ),
+                ),
+                ("scope_paths", models.JSONField(default=list)),
+                ("read_only_context", models.JSONField(blank=True, default=list)),
+                ("deliverables", models.JSONField(blank=True, default=list)),
+                ("acceptance_criteria", models.JSONField(blank=True, default=list)),
+                ("test_command", models.CharField(blank=True, max_length=1000)),
+                ("approval_required", models.BooleanField(default=False)),
+                ("escalation_policy", models.JSONField(blank=True, null=True)),
+                ("max_attempts", models.PositiveIntegerField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("QUEUED", "Queued"),
+                            ("EXECUTING", "Executing"),
+                            ("AWAITING_APPROVAL", "Awaiting Approval"),
+                            ("COMPLETE", "Complete"),
+                            ("FAILED", "Failed"),
+                            ("SKIPPED", "Skipped"),
+                        ],
+                        default="QUEUED",
+                        max_length=20,
+                    ),
+                ),
+                ("attempt_count", models.PositiveIntegerField(default=0)),
+                ("last_failure_reason", models.TextField(blank=True)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="phases",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'tier__index', 'index'],
+                "ordering": ["run", "tier__index", "index"],
             },
         ),
         migrations.CreateModel(
-            name='Issue',
+            name="Issue",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(choices=[('phase', 'Phase'), ('run', 'Run'), ('project', 'Project')], max_length=10)),
-                ('signature', models.CharField(help_text='Hash of the normalised failure', max_length=64)),
-                ('severity', models.CharField(choices=[('low', 'Low'), ('medium', 'Medium'), ('high', 'High'), ('critical', 'Critical')], max_length=10)),
-                ('title', models.CharField(max_length=300)),
-                ('details', models.TextField(blank=True)),
-                ('occurrence_count', models.PositiveIntegerField(default=1)),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(auto_now_add=True)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed')], default='open', max_length=10)),
-                ('phase', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='runs.phase')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='issues', to='runs.project')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[("phase", "Phase"), ("run", "Run"), ("project", "Project")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "signature",
+                    models.CharField(help_text="Hash of the normalised failure", max_length=64),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("low", "Low"),
+                            ("medium", "Medium"),
+                            ("high", "High"),
+                            ("critical", "Critical"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                ("details", models.TextField(blank=True)),
+                ("occurrence_count", models.PositiveIntegerField(default=1)),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField(auto_now_add=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("closed", "Closed")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "phase",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="runs.phase",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="issues",
+                        to="runs.project",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_seen'],
+                "ordering": ["-last_seen"],
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('model', models.CharField(max_length=200)),
-                ('state', models.CharField(choices=[('RUNNING', 'Running'), ('PASSED', 'Passed'), ('FAILED', 'Failed'), ('ABANDONED', 'Abandoned')], default='RUNNING', max_length=20)),
-                ('outcome', models.CharField(blank=True, max_length=50)),
-                ('error', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('phase', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='runs.phase')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("model", models.CharField(max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("RUNNING", "Running"),
+                            ("PASSED", "Passed"),
+                            ("FAILED", "Failed"),
+                            ("ABANDONED", "Abandoned"),
+                        ],
+                        default="RUNNING",
+                        max_length=20,
+                    ),
+                ),
+                ("outcome", models.CharField(blank=True, max_length=50)),
+                ("error", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "phase",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="runs.phase",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['phase', 'number'],
+                "ordering": ["phase", "number"],
             },
         ),
         migrations.CreateModel(
-            name='RunEvent',
+            name="RunEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('kind', models.CharField(max_length=50)),
-                ('payload', models.JSONField(default=dict)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("kind", models.CharField(max_length=50)),
+                ("payload", models.JSONField(default=dict)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Tier',
+            name="Tier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('name', models.CharField(max_length=200)),
-                ('state', models.CharField(choices=[('QUEUED', 'Queued'), ('EXECUTING', 'Executing'), ('AWAITING_APPROVAL', 'Awaiting Approval'), ('COMPLETE', 'Complete'), ('FAILED', 'Failed'), ('SKIPPED', 'Skipped')], default='QUEUED', max_length=20)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveIntegerField()),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("QUEUED", "Queued"),
+                            ("EXECUTING", "Executing"),
+                            ("AWAITING_APPROVAL", "Awaiting Approval"),
+                            ("COMPLETE", "Complete"),
+                            ("FAILED", "Failed"),
+                            ("SKIPPED", "Skipped"),
+                        ],
+                        default="QUEUED",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tiers",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'index'],
+                "ordering": ["run", "index"],
             },
         ),
         migrations.AddField(
-            model_name='phase',
-            name='tier',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='phases', to='runs.tier'),
+            model_name="phase",
+            name="tier",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="phases", to="runs.tier"
+            ),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['state', '-created_at'], name='runs_run_state_674188_idx'),
+            model_name="run",
+            index=models.Index(fields=["state", "-created_at"], name="runs_run_state_674188_idx"),
         ),
         migrations.AddIndex(
-            model_name='issue',
-            index=models.Index(fields=['project', 'scope', 'signature'], name='runs_issue_project_b8e240_idx'),
+            model_name="issue",
+            index=models.Index(
+                fields=["project", "scope", "signature"], name="runs_issue_project_b8e240_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(fields=('phase', 'number'), name='attempt_number_unique'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(
+                fields=("phase", "number"), name="attempt_number_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='runevent',
-            index=models.Index(fields=['run', 'id'], name='runs_runeve_run_id_69c61a_idx'),
+            model_name="runevent",
+            index=models.Index(fields=["run", "id"], name="runs_runeve_run_id_69c61a_idx"),
         ),
         migrations.AddConstraint(
-            model_name='tier',
-            constraint=models.UniqueConstraint(fields=('run', 'index'), name='tier_index_unique_in_run'),
+            model_name="tier",
+            constraint=models.UniqueConstraint(
+                fields=("run", "index"), name="tier_index_unique_in_run"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='phase',
-            constraint=models.UniqueConstraint(fields=('run', 'phase_id'), name='phase_id_unique_in_run'),
+            model_name="phase",
+            constraint=models.UniqueConstraint(
+                fields=("run", "phase_id"), name="phase_id_unique_in_run"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='phase',
-            constraint=models.UniqueConstraint(fields=('tier', 'index'), name='phase_index_unique_in_tier'),
+            model_name="phase",
+            constraint=models.UniqueConstraint(
+                fields=("tier", "index"), name="phase_index_unique_in_tier"
+            ),
         ),
     ]

@@ -4,100 +4,110 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('runs', '0002_initial'),
+        ("runs", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='attempt',
-            name='auditor_model',
+            model_name="attempt",
+            name="auditor_model",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='auditor_verdict',
+            model_name="attempt",
+            name="auditor_verdict",
             field=models.JSONField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='changed_files',
+            model_name="attempt",
+            name="changed_files",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='diff',
+            model_name="attempt",
+            name="diff",
             field=models.TextField(blank=True),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='feedback',
-            field=models.TextField(blank=True, help_text='What the next attempt is told'),
+            model_name="attempt",
+            name="feedback",
+            field=models.TextField(blank=True, help_text="What the next attempt is told"),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='gate_results',
+            model_name="attempt",
+            name="gate_results",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='model_reason',
-            field=models.CharField(blank=True, help_text='Why this model was chosen', max_length=500),
+            model_name="attempt",
+            name="model_reason",
+            field=models.CharField(
+                blank=True, help_text="Why this model was chosen", max_length=500
+            ),
         ),
         migrations.AddField(
-            model_name='attempt',
-            name='savepoint',
+            model_name="attempt",
+            name="savepoint",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='run',
-            name='baseline',
-            field=models.JSONField(blank=True, help_text='Test results at the base commit', null=True),
+            model_name="run",
+            name="baseline",
+            field=models.JSONField(
+                blank=True, help_text="Test results at the base commit", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='cancel_requested',
+            model_name="run",
+            name="cancel_requested",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='run',
-            name='last_savepoint',
+            model_name="run",
+            name="last_savepoint",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='run',
-            name='lease_expires_at',
+            model_name="run",
+            name="lease_expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='run',
-            name='lease_owner',
+            model_name="run",
+            name="lease_owner",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='run',
-            name='provider',
-            field=models.CharField(blank=True, help_text='Empty: route models by config/models.yaml. scripted:PATH: replies from a file', max_length=500),
+            model_name="run",
+            name="provider",
+            field=models.CharField(
+                blank=True,
+                help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file",
+                max_length=500,
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='step',
-            field=models.PositiveIntegerField(default=0, help_text='Steps executed; a queued task carries the step it is for, so a duplicate does nothing'),
+            model_name="run",
+            name="step",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="Steps executed; a queued task carries the step it is for, so a duplicate does nothing",
+            ),
         ),
         migrations.AddField(
-            model_name='run',
-            name='tokens_used',
+            model_name="run",
+            name="tokens_used",
             field=models.PositiveBigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='run',
-            name='worktree_path',
+            model_name="run",
+            name="worktree_path",
             field=models.CharField(blank=True, max_length=1000),
         ),
         migrations.AlterField(
-            model_name='attempt',
-            name='model',
+            model_name="attempt",
+            name="model",
             field=models.CharField(help_text="The Builder's model", max_length=200),
         ),
     ]

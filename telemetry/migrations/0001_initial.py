@@ -5,42 +5,80 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('runs', '0003_engine_state'),
+        ("runs", "0003_engine_state"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LlmCall',
+            name="LlmCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(max_length=20)),
-                ('provider', models.CharField(max_length=30)),
-                ('model', models.CharField(max_length=200)),
-                ('system_prompt', models.TextField(blank=True)),
-                ('request_messages', models.JSONField(default=list)),
-                ('max_tokens', models.PositiveIntegerField()),
-                ('response_text', models.TextField(blank=True)),
-                ('prompt_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('completion_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('total_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('cache_read_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('cache_write_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('charged_tokens', models.PositiveIntegerField(default=0, help_text="Counted against the token cap: the provider's total, or the worst case when it reported none")),
-                ('stop_reason', models.CharField(blank=True, max_length=50)),
-                ('duration_ms', models.PositiveIntegerField()),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('attempt', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='llm_calls', to='runs.attempt')),
-                ('phase', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='llm_calls', to='runs.phase')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='llm_calls', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("role", models.CharField(max_length=20)),
+                ("provider", models.CharField(max_length=30)),
+                ("model", models.CharField(max_length=200)),
+                ("system_prompt", models.TextField(blank=True)),
+                ("request_messages", models.JSONField(default=list)),
+                ("max_tokens", models.PositiveIntegerField()),
+                ("response_text", models.TextField(blank=True)),
+                ("prompt_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("completion_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("total_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("cache_read_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("cache_write_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "charged_tokens",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Counted against the token cap: the provider's total, or the worst case when it reported none",
+                    ),
+                ),
+                ("stop_reason", models.CharField(blank=True, max_length=50)),
+                ("duration_ms", models.PositiveIntegerField()),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="llm_calls",
+                        to="runs.attempt",
+                    ),
+                ),
+                (
+                    "phase",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="llm_calls",
+                        to="runs.phase",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="llm_calls",
+                        to="runs.run",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['run', 'role'], name='telemetry_l_run_id_cf3d00_idx'), models.Index(fields=['created_at'], name='telemetry_l_created_6134e8_idx')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["run", "role"], name="telemetry_l_run_id_cf3d00_idx"),
+                    models.Index(fields=["created_at"], name="telemetry_l_created_6134e8_idx"),
+                ],
             },
         ),
     ]

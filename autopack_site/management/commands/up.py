@@ -152,5 +152,6 @@ class Command(BaseCommand):
     def _stop_database(self) -> None:
         if settings.EMBEDDED_PGDATA is not None and settings.EMBEDDED_DB_STARTED_HERE:
             embedded_db.stop(settings.EMBEDDED_PGDATA)
-            self.stdout.write("Embedded database stopped; data kept in "
-                              f"{settings.EMBEDDED_PGDATA}.")
+            self.stdout.write(
+                f"Embedded database stopped; data kept in {settings.EMBEDDED_PGDATA}."
+            )

@@ -13,7 +13,11 @@ class Command(BaseCommand):
         # Picks up runs whose worker died mid-step once their lease has expired.
         Schedule.objects.update_or_create(
             name="autopack: resume stalled runs",
-            defaults={"func": "runs.tasks.resume_stalled", "schedule_type": Schedule.MINUTES,
-                      "minutes": 1, "repeats": -1},
+            defaults={
+                "func": "runs.tasks.resume_stalled",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+            },
         )
         call_command("qcluster")

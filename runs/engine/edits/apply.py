@@ -8,7 +8,6 @@ from runs.engine.edits.matching import Ambiguous, NoMatch, closest, locate
 from runs.engine.outcomes import ApplyError
 from runs.engine.protocols import Edit
 
-
 MIN_FUZZY_LINES = 3
 
 
@@ -38,8 +37,10 @@ def apply_one(edit: Edit, current: str | None, fuzzy: float | None) -> str | Non
         return edit.replace
     if not edit.search.strip():
         if current is not None and current.strip():
-            raise BlockError("an empty SEARCH part creates a new file, but this file exists; "
-                             "quote the existing lines to change instead")
+            raise BlockError(
+                "an empty SEARCH part creates a new file, but this file exists; "
+                "quote the existing lines to change instead"
+            )
         return edit.replace
     if current is None:
         raise BlockError("the file does not exist; to create it, use an empty SEARCH part")
@@ -53,20 +54,22 @@ def apply_one(edit: Edit, current: str | None, fuzzy: float | None) -> str | Non
     try:
         match = locate(lines, search, replace, fuzzy)
     except Ambiguous as exc:
-        raise BlockError(f"the SEARCH text {exc}; include more surrounding lines so it "
-                         "matches exactly one place") from None
+        raise BlockError(
+            f"the SEARCH text {exc}; include more surrounding lines so it matches exactly one place"
+        ) from None
     except NoMatch:
         message = "the SEARCH text was not found in the file"
         if already_there:
             message += ". The REPLACE text is already in the file: this change may already be made"
         raise BlockError(message + _did_you_mean(lines, search)) from None
-    updated = lines[:match.start] + match.replacement + lines[match.end:]
+    updated = lines[: match.start] + match.replacement + lines[match.end :]
     ends_with_newline = current.endswith(("\n", "\r")) or not current
     return newline.join(updated) + (newline if ends_with_newline and updated else "")
 
 
-def compute_changes(edits: list[Edit], read: Callable[[str], str | None],
-                    fuzzy: float | None) -> dict[str, str | None]:
+def compute_changes(
+    edits: list[Edit], read: Callable[[str], str | None], fuzzy: float | None
+) -> dict[str, str | None]:
     """New content per changed path (None = delete). Raises ApplyError, changing nothing,
     if any block fails."""
     originals: dict[str, str | None] = {}
@@ -83,12 +86,17 @@ def compute_changes(edits: list[Edit], read: Callable[[str], str | None],
         else:
             applied.append(edit.block)
     if failures:
-        done = (f"Blocks that did apply, and were discarded with the rest: "
-                f"{', '.join(map(str, applied))}." if applied else "No block applied.")
+        done = (
+            f"Blocks that did apply, and were discarded with the rest: "
+            f"{', '.join(map(str, applied))}."
+            if applied
+            else "No block applied."
+        )
         raise ApplyError(
             f"{len(failures)} of {len(edits)} edit blocks failed: " + failures[0].split("\n")[0],
             f"{len(failures)} of {len(edits)} edit blocks could not be applied, so none were; "
             "the files are unchanged. Send every change again with corrected blocks.\n\n"
-            + "\n\n".join(failures) + f"\n\n{done}",
+            + "\n\n".join(failures)
+            + f"\n\n{done}",
         )
     return {path: text for path, text in contents.items() if text != originals[path]}

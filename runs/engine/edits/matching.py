@@ -25,14 +25,17 @@ class NoMatch(Exception):
 
 class Ambiguous(Exception):
     def __init__(self, count: int, method: str, lines: list[int]) -> None:
-        super().__init__(f"matches {count} places ({method}), at lines "
-                         + ", ".join(str(n + 1) for n in lines[:5]))
+        super().__init__(
+            f"matches {count} places ({method}), at lines "
+            + ", ".join(str(n + 1) for n in lines[:5])
+        )
 
 
 def _windows(lines: list[str], search: list[str], same: Callable[[str, str], bool]) -> list[int]:
     n = len(search)
-    return [i for i in range(len(lines) - n + 1)
-            if all(same(lines[i + k], search[k]) for k in range(n))]
+    return [
+        i for i in range(len(lines) - n + 1) if all(same(lines[i + k], search[k]) for k in range(n))
+    ]
 
 
 def _indent(line: str) -> str:
@@ -49,7 +52,7 @@ def _reindent(replace: list[str], search: list[str], found: list[str]) -> list[s
         if not line.strip():
             out.append(line)
         elif line.startswith(have):
-            out.append(want + line[len(have):])
+            out.append(want + line[len(have) :])
         else:
             out.append(line)
     return out
@@ -60,20 +63,32 @@ def _fuzzy(lines: list[str], search: list[str], threshold: float) -> list[int]:
     target = "\n".join(search)
     hits = []
     for i in range(len(lines) - n + 1):
-        matcher = SequenceMatcher(None, "\n".join(lines[i:i + n]), target, autojunk=False)
-        if matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold \
-                and matcher.ratio() >= threshold:
+        matcher = SequenceMatcher(None, "\n".join(lines[i : i + n]), target, autojunk=False)
+        if (
+            matcher.real_quick_ratio() >= threshold
+            and matcher.quick_ratio() >= threshold
+            and matcher.ratio() >= threshold
+        ):
             hits.append(i)
     return hits
 
 
-def locate(lines: list[str], search: list[str], replace: list[str],
-           fuzzy_threshold: float | None = DEFAULT_FUZZY_THRESHOLD) -> Match:
+def locate(
+    lines: list[str],
+    search: list[str],
+    replace: list[str],
+    fuzzy_threshold: float | None = DEFAULT_FUZZY_THRESHOLD,
+) -> Match:
     steps: list[tuple[str, Callable[[], list[int]]]] = [
         ("exact", lambda: _windows(lines, search, lambda a, b: a == b)),
-        ("ignoring trailing whitespace",
-         lambda: _windows(lines, search, lambda a, b: a.rstrip() == b.rstrip())),
-        ("ignoring indentation", lambda: _windows(lines, search, lambda a, b: a.strip() == b.strip())),
+        (
+            "ignoring trailing whitespace",
+            lambda: _windows(lines, search, lambda a, b: a.rstrip() == b.rstrip()),
+        ),
+        (
+            "ignoring indentation",
+            lambda: _windows(lines, search, lambda a, b: a.strip() == b.strip()),
+        ),
     ]
     if fuzzy_threshold is not None:
         steps.append(("close match", lambda: _fuzzy(lines, search, fuzzy_threshold)))
@@ -83,9 +98,10 @@ def locate(lines: list[str], search: list[str], replace: list[str],
             raise Ambiguous(len(hits), method, hits)
         if hits:
             start = hits[0]
-            found = lines[start:start + len(search)]
-            replacement = _reindent(replace, search, found) if method == "ignoring indentation" \
-                else replace
+            found = lines[start : start + len(search)]
+            replacement = (
+                _reindent(replace, search, found) if method == "ignoring indentation" else replace
+            )
             return Match(start, start + len(search), replacement, method)
     raise NoMatch()
 
@@ -96,9 +112,9 @@ def closest(lines: list[str], search: list[str]) -> tuple[int, list[str]] | None
     target = "\n".join(search)
     best: tuple[float, int] | None = None
     for i in range(max(1, len(lines) - n + 1)):
-        ratio = SequenceMatcher(None, "\n".join(lines[i:i + n]), target).ratio()
+        ratio = SequenceMatcher(None, "\n".join(lines[i : i + n]), target).ratio()
         if best is None or ratio > best[0]:
             best = (ratio, i)
     if best is None or best[0] < 0.4:
         return None
-    return best[1], lines[best[1]:best[1] + n]
+    return best[1], lines[best[1] : best[1] + n]

@@ -93,8 +93,9 @@ class SearchReplaceFormat:
         return edits
 
     @staticmethod
-    def _part(lines: list[str], start: int, end: re.Pattern, number: int, path: str,
-              marker: str) -> tuple[str, int]:
+    def _part(
+        lines: list[str], start: int, end: re.Pattern, number: int, path: str, marker: str
+    ) -> tuple[str, int]:
         i = start
         while i < len(lines) and not end.match(lines[i].strip()):
             stripped = lines[i].strip()

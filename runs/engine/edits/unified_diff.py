@@ -47,8 +47,11 @@ class UnifiedDiffFormat:
         edits: list[Edit] = []
         i = 0
         while i < len(lines):
-            if not (lines[i].startswith("--- ") and i + 1 < len(lines)
-                    and lines[i + 1].startswith("+++ ")):
+            if not (
+                lines[i].startswith("--- ")
+                and i + 1 < len(lines)
+                and lines[i + 1].startswith("+++ ")
+            ):
                 i += 1
                 continue
             start = i
@@ -61,15 +64,22 @@ class UnifiedDiffFormat:
             if not hunks:
                 raise FormatError(f"Diff for {new or old}: no '@@' hunk after the file headers.")
             if old and new and old != new:
-                raise FormatError(f"Diff renames {old} to {new}; renames are not supported. "
-                                  "Delete the old file and create the new one instead.")
+                raise FormatError(
+                    f"Diff renames {old} to {new}; renames are not supported. "
+                    "Delete the old file and create the new one instead."
+                )
             path = new or old
-            patch = (f"diff --git a/{path} b/{path}\n" + "".join(self._header_lines(lines, start))
-                     + "".join(lines[start:i]))
+            patch = (
+                f"diff --git a/{path} b/{path}\n"
+                + "".join(self._header_lines(lines, start))
+                + "".join(lines[start:i])
+            )
             edits.extend(self._edits(old, new, hunks, patch, len(edits)))
         if not edits:
-            raise FormatError("No unified diff found in the reply: expected '--- a/path' and "
-                              "'+++ b/path' headers followed by '@@' hunks.")
+            raise FormatError(
+                "No unified diff found in the reply: expected '--- a/path' and "
+                "'+++ b/path' headers followed by '@@' hunks."
+            )
         return edits
 
     @staticmethod
@@ -90,8 +100,7 @@ class UnifiedDiffFormat:
         replace: list[str] = []
         while i < len(lines) and not HUNK.match(lines[i]) and not lines[i].startswith("--- "):
             line = lines[i]
-            if line.startswith("```") or line.startswith("diff --git") \
-                    or line.startswith("index "):
+            if line.startswith("```") or line.startswith("diff --git") or line.startswith("index "):
                 break
             body = line[1:] if line[:1] in (" ", "-", "+") else line
             if line.startswith("\\"):
@@ -104,20 +113,26 @@ class UnifiedDiffFormat:
                 search.append(body if line.strip() else "\n")
                 replace.append(body if line.strip() else "\n")
             else:
-                raise FormatError(f"Hunk {number} ({path}): line {line.rstrip()!r} does not "
-                                  "start with ' ', '-' or '+'.")
+                raise FormatError(
+                    f"Hunk {number} ({path}): line {line.rstrip()!r} does not "
+                    "start with ' ', '-' or '+'."
+                )
             i += 1
         return "".join(search), "".join(replace), i
 
     @staticmethod
-    def _edits(old: str | None, new: str | None, hunks: list[tuple[str, str]], patch: str,
-               count: int) -> list[Edit]:
+    def _edits(
+        old: str | None, new: str | None, hunks: list[tuple[str, str]], patch: str, count: int
+    ) -> list[Edit]:
         if new is None and old is not None:
-            return [Edit(path=old, search=None, replace="", block=count + 1, delete=True,
-                         patch=patch)]
+            return [
+                Edit(path=old, search=None, replace="", block=count + 1, delete=True, patch=patch)
+            ]
         assert new is not None
         if old is None:
             content = "".join(replace for _, replace in hunks)
             return [Edit(path=new, search="", replace=content, block=count + 1, patch=patch)]
-        return [Edit(path=new, search=search, replace=replace, block=count + n + 1, patch=patch)
-                for n, (search, replace) in enumerate(hunks)]
+        return [
+            Edit(path=new, search=search, replace=replace, block=count + n + 1, patch=patch)
+            for n, (search, replace) in enumerate(hunks)
+        ]

@@ -46,12 +46,16 @@ class WholeFileFormat:
             while end < len(lines) and lines[end].strip() != fence:
                 end += 1
             if end >= len(lines):
-                raise FormatError(f"File {len(edits) + 1} ({path}): the fenced block is never "
-                                  f"closed with {fence}.")
-            content = "".join(lines[i + 1:end])
+                raise FormatError(
+                    f"File {len(edits) + 1} ({path}): the fenced block is never "
+                    f"closed with {fence}."
+                )
+            content = "".join(lines[i + 1 : end])
             edits.append(Edit(path=path, search=None, replace=content, block=len(edits) + 1))
             i = end + 1
         if not edits:
-            raise FormatError("No files found in the reply. Give each file as its path on its "
-                              "own line followed by a fenced block with the whole content.")
+            raise FormatError(
+                "No files found in the reply. Give each file as its path on its "
+                "own line followed by a fenced block with the whole content."
+            )
         return edits

@@ -15,7 +15,9 @@ def is_path_like(entry: str) -> bool:
     entry = entry.strip()
     if "::" in entry:
         return is_path_like(entry.split("::", 1)[0])
-    return bool(PATH_LIKE.match(entry)) and ("/" in entry or re.search(r"\.\w+$", entry) is not None)
+    return bool(PATH_LIKE.match(entry)) and (
+        "/" in entry or re.search(r"\.\w+$", entry) is not None
+    )
 
 
 def free_text(deliverables: list[str]) -> list[str]:
@@ -28,8 +30,10 @@ def _python_defines(source: str, name: str) -> bool:
     for part in name.split("."):
         found = None
         for node in scope:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
-                    and node.name == part:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and node.name == part
+            ):
                 found = node
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -48,13 +52,18 @@ class DeliverablesGate:
         self.entries = [d.strip() for d in deliverables if is_path_like(d)]
 
     def check(self, workspace: Workspace) -> GateResult:
-        missing = [problem for entry in self.entries if (problem := self._problem(workspace, entry))]
+        missing = [
+            problem for entry in self.entries if (problem := self._problem(workspace, entry))
+        ]
         if not missing:
             return GateResult(self.name, True, f"{len(self.entries)} deliverable(s) present")
-        return GateResult(self.name, False, missing[0],
-                          feedback="Declared deliverables are missing:\n"
-                          + "\n".join(f"- {m}" for m in missing),
-                          details={"missing": missing})
+        return GateResult(
+            self.name,
+            False,
+            missing[0],
+            feedback="Declared deliverables are missing:\n" + "\n".join(f"- {m}" for m in missing),
+            details={"missing": missing},
+        )
 
     @staticmethod
     def _problem(workspace: Workspace, entry: str) -> str:
@@ -75,7 +84,7 @@ class DeliverablesGate:
             try:
                 defined = _python_defines(text, symbol)
             except SyntaxError as exc:
-                return f"{path} does not parse (line {exc.lineno}: {exc.msg}), so {symbol} cannot be found"
+                return f"{path} does not parse (line {exc.lineno}: {exc.msg})"
         else:
             defined = re.search(rf"\b{re.escape(symbol.split('.')[-1])}\b", text) is not None
         return "" if defined else f"{path} does not define {symbol}"

@@ -17,7 +17,6 @@ from pathlib import Path
 from runs.engine.commands import run_command
 from runs.engine.protocols import GateResult, Workspace
 
-PYTEST = re.compile(r"(^|[\s/])(pytest|py\.test)(\s|$)|-m\s+pytest(\s|$)")
 TEST_ID = re.compile(r"^[\w./-]+\.py::[\w\[\]:.-]+$")
 FEEDBACK_CHARS = 6000
 PER_TEST_CHARS = 1500
@@ -50,8 +49,13 @@ class TestRun:
     collection_errors: dict[str, str] = field(default_factory=dict)
 
     def baseline(self) -> dict:
-        return {"command": self.command, "exit_code": self.exit_code, "junit": self.junit,
-                "failing": sorted(self.failing), "collection_errors": sorted(self.collection_errors)}
+        return {
+            "command": self.command,
+            "exit_code": self.exit_code,
+            "junit": self.junit,
+            "failing": sorted(self.failing),
+            "collection_errors": sorted(self.collection_errors),
+        }
 
 
 def _read_junit(path: Path, run: TestRun) -> None:
@@ -72,30 +76,43 @@ def _read_junit(path: Path, run: TestRun) -> None:
 
 
 def run_tests(command: str, root: Path, timeout: float, env: dict[str, str] | None) -> TestRun:
-    junit_path = None
-    shown = command
-    if PYTEST.search(command):
-        handle, junit_path = tempfile.mkstemp(suffix=".xml", prefix="autopack-junit-")
-        os.close(handle)
-        command = f"{command} -p no:cacheprovider --junitxml={junit_path}"
+    handle, junit_path = tempfile.mkstemp(suffix=".xml", prefix="autopack-junit-")
+    os.close(handle)
+    env = dict(os.environ if env is None else env)
+    # Through the environment, pytest writes its report however the command invokes it
+    # (plainly, through make or a script); other runners ignore the variable.
+    env["PYTEST_ADDOPTS"] = (
+        f"{env.get('PYTEST_ADDOPTS', '')} -p no:cacheprovider --junitxml={junit_path}"
+    ).strip()
     try:
         result = run_command(command, root, timeout, env)
-        run = TestRun(command=shown, exit_code=result.exit_code, timed_out=result.timed_out,
-                      output=result.output, duration=result.duration, junit=False)
-        if junit_path and os.path.getsize(junit_path):
+        run = TestRun(
+            command=command,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            output=result.output,
+            duration=result.duration,
+            junit=False,
+        )
+        if os.path.getsize(junit_path):
             _read_junit(Path(junit_path), run)
             run.junit = True
         return run
     finally:
-        if junit_path:
-            os.unlink(junit_path)
+        os.unlink(junit_path)
 
 
 class TestGate:
     name = "tests"
 
-    def __init__(self, command: str, baseline: dict, required: list[str], timeout: float,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        baseline: dict,
+        required: list[str],
+        timeout: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.command = command
         self.baseline = baseline
         self.required = [normalise_test_id(t) for t in required if is_test_id(t)]
@@ -105,20 +122,40 @@ class TestGate:
     def check(self, workspace: Workspace) -> GateResult:
         run = run_tests(self.command, workspace.root, self.timeout, self.env)
         problems = self._problems(run)
-        details = {"command": run.command, "exit_code": run.exit_code, "junit": run.junit,
-                   "passed": len(run.passed), "failing": sorted(run.failing),
-                   "new_failures": sorted(set(run.failing) - set(self.baseline.get("failing", [])))}
+        details = {
+            "command": run.command,
+            "exit_code": run.exit_code,
+            "junit": run.junit,
+            "passed": len(run.passed),
+            "failing": sorted(run.failing),
+            "new_failures": sorted(set(run.failing) - set(self.baseline.get("failing", []))),
+        }
         if not problems:
-            summary = (f"{len(run.passed)} passed" if run.junit else f"exit code {run.exit_code}")
-            return GateResult(self.name, True, f"tests passed ({summary})", run.output,
-                              details=details, duration=run.duration)
+            summary = f"{len(run.passed)} passed" if run.junit else f"exit code {run.exit_code}"
+            return GateResult(
+                self.name,
+                True,
+                f"tests passed ({summary})",
+                run.output,
+                details=details,
+                duration=run.duration,
+            )
         feedback = "The project's tests failed after your change:\n" + "\n".join(problems)
         new = details["new_failures"]
-        summary = (f"{len(new)} test(s) that passed at baseline now fail: {', '.join(new[:3])}"
-                   if new else problems[0].split("\n")[0].rstrip(":"))
-        return GateResult(self.name, False, summary, run.output,
-                          feedback=feedback[:FEEDBACK_CHARS], details=details,
-                          duration=run.duration)
+        summary = (
+            f"{len(new)} test(s) that passed at baseline now fail: {', '.join(new[:3])}"
+            if new
+            else problems[0].split("\n")[0].rstrip(":")
+        )
+        return GateResult(
+            self.name,
+            False,
+            summary,
+            run.output,
+            feedback=feedback[:FEEDBACK_CHARS],
+            details=details,
+            duration=run.duration,
+        )
 
     def _problems(self, run: TestRun) -> list[str]:
         if run.timed_out:
@@ -126,23 +163,30 @@ class TestGate:
         if not run.junit:
             if run.exit_code == 0 or self.baseline.get("exit_code") not in (0, None):
                 return []
-            return [f"`{run.command}` exited with {run.exit_code} (it passed at baseline). "
-                    f"Output:\n{run.output[-PER_TEST_CHARS * 2:]}"]
+            return [
+                f"`{run.command}` exited with {run.exit_code} (it passed at baseline). "
+                f"Output:\n{run.output[-PER_TEST_CHARS * 2 :]}"
+            ]
         problems = []
         new_errors = set(run.collection_errors) - set(self.baseline.get("collection_errors", []))
         for name in sorted(new_errors):
-            problems.append(f"Collection/import error in {name}:\n"
-                            f"{run.collection_errors[name][:PER_TEST_CHARS]}")
+            problems.append(
+                f"Collection/import error in {name}:\n"
+                f"{run.collection_errors[name][:PER_TEST_CHARS]}"
+            )
         stopped = run.exit_code in (2, 3, 4) and run.exit_code != self.baseline.get("exit_code")
         if stopped and not new_errors and not run.failing:
-            problems.append(f"`{run.command}` stopped with exit code {run.exit_code}:\n"
-                            f"{run.output[-PER_TEST_CHARS:]}")
+            problems.append(
+                f"`{run.command}` stopped with exit code {run.exit_code}:\n"
+                f"{run.output[-PER_TEST_CHARS:]}"
+            )
         for name in sorted(set(run.failing) - set(self.baseline.get("failing", []))):
             problems.append(f"FAILED {name}:\n{run.failing[name][:PER_TEST_CHARS]}")
         for name in self.required:
             if name not in run.passed and name not in run.failing:
                 problems.append(f"Required test {name} did not run (it must exist and pass).")
             elif name in run.failing and name in self.baseline.get("failing", []):
-                problems.append(f"Required test {name} still fails:\n"
-                                f"{run.failing[name][:PER_TEST_CHARS]}")
+                problems.append(
+                    f"Required test {name} still fails:\n{run.failing[name][:PER_TEST_CHARS]}"
+                )
         return problems

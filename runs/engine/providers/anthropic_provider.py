@@ -4,6 +4,7 @@ import anthropic
 
 from runs.engine.outcomes import ProviderError
 from runs.engine.protocols import LLMRequest, LLMResponse
+from runs.engine.providers.errors import provider_message
 
 
 class AnthropicProvider:
@@ -11,20 +12,30 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(self, api_key: str, base_url: str | None = None, max_retries: int = 3,
-                 timeout: float = 600.0) -> None:
-        self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url or None,
-                                          max_retries=max_retries, timeout=timeout)
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        timeout: float = 600.0,
+    ) -> None:
+        self.client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url or None, max_retries=max_retries, timeout=timeout
+        )
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:
             message = self.client.messages.create(
-                model=request.model, max_tokens=request.max_tokens, system=request.system,
+                model=request.model,
+                max_tokens=request.max_tokens,
+                system=request.system,
                 messages=request.messages,
             )
         except anthropic.APIStatusError as exc:
-            raise ProviderError(f"Anthropic API error {exc.status_code}: {exc.message}",
-                                status=exc.status_code) from None
+            message = provider_message(exc.body, exc.message)
+            raise ProviderError(
+                f"Anthropic API error {exc.status_code}: {message}", status=exc.status_code
+            ) from None
         except anthropic.APIError as exc:
             raise ProviderError(f"Anthropic API error: {exc.message}") from None
         text = "".join(block.text for block in message.content if block.type == "text")
@@ -35,7 +46,12 @@ class AnthropicProvider:
         # the total is their sum, which is what a token cap has to count.
         total = usage.input_tokens + usage.output_tokens + (cache_read or 0) + (cache_write or 0)
         return LLMResponse(
-            text=text, stop_reason=message.stop_reason or "", truncated=message.stop_reason == "max_tokens",
-            prompt_tokens=usage.input_tokens, completion_tokens=usage.output_tokens,
-            total_tokens=total, cache_read_tokens=cache_read, cache_write_tokens=cache_write,
+            text=text,
+            stop_reason=message.stop_reason or "",
+            truncated=message.stop_reason == "max_tokens",
+            prompt_tokens=usage.input_tokens,
+            completion_tokens=usage.output_tokens,
+            total_tokens=total,
+            cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write,
         )

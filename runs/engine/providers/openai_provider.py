@@ -4,6 +4,7 @@ import openai
 
 from runs.engine.outcomes import ProviderError
 from runs.engine.protocols import LLMRequest, LLMResponse
+from runs.engine.providers.errors import provider_message
 
 
 class OpenAIProvider:
@@ -12,10 +13,16 @@ class OpenAIProvider:
 
     name = "openai"
 
-    def __init__(self, api_key: str, base_url: str | None = None, max_retries: int = 3,
-                 timeout: float = 600.0) -> None:
-        self.client = openai.OpenAI(api_key=api_key, base_url=base_url or None,
-                                    max_retries=max_retries, timeout=timeout)
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        timeout: float = 600.0,
+    ) -> None:
+        self.client = openai.OpenAI(
+            api_key=api_key, base_url=base_url or None, max_retries=max_retries, timeout=timeout
+        )
         # OpenAI's own API wants max_completion_tokens (reasoning models reject max_tokens);
         # compatible servers mostly only know max_tokens.
         self.limit_field = "max_tokens" if base_url else "max_completion_tokens"
@@ -27,8 +34,10 @@ class OpenAIProvider:
                 model=request.model, messages=messages, **{self.limit_field: request.max_tokens}
             )
         except openai.APIStatusError as exc:
-            raise ProviderError(f"OpenAI API error {exc.status_code}: {exc.message}",
-                                status=exc.status_code) from None
+            message = provider_message(exc.body, exc.message)
+            raise ProviderError(
+                f"OpenAI API error {exc.status_code}: {message}", status=exc.status_code
+            ) from None
         except openai.APIError as exc:
             raise ProviderError(f"OpenAI API error: {exc.message}") from None
         if not completion.choices:

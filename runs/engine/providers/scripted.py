@@ -42,8 +42,15 @@ class ScriptedProvider:
         replies = self.script.get(request.role, [])
         position = self.used.get(request.role, 0)
         if position >= len(replies):
-            raise ProviderError(f"{self.path} has no reply left for the {request.role} "
-                                f"(it holds {len(replies)})")
+            raise ProviderError(
+                f"{self.path} has no reply left for the {request.role} (it holds {len(replies)})"
+            )
         self.used[request.role] = position + 1
-        return LLMResponse(text=replies[position], stop_reason="scripted", truncated=False,
-                           prompt_tokens=None, completion_tokens=None, total_tokens=None)
+        return LLMResponse(
+            text=replies[position],
+            stop_reason="scripted",
+            truncated=False,
+            prompt_tokens=None,
+            completion_tokens=None,
+            total_tokens=None,
+        )

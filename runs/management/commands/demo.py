@@ -14,13 +14,16 @@ DEMO = Path(settings.BASE_DIR) / "examples" / "demo"
 
 
 def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 class Command(BaseCommand):
-    help = ("Build the demo project with scripted replies (no model is called): one phase "
-            "fails on a regression, is rolled back and passes; another passes first time.")
+    help = (
+        "Build the demo project with scripted replies (no model is called): one phase "
+        "fails on a regression, is rolled back and passes; another passes first time."
+    )
 
     def handle(self, *args, **options) -> None:
         folder = Path(tempfile.mkdtemp(prefix="autopack-demo-"))
@@ -28,8 +31,17 @@ class Command(BaseCommand):
         shutil.copytree(DEMO / "project", project)
         git("init", "-q", "-b", "main", cwd=project)
         git("add", "-A", cwd=project)
-        git("-c", "user.name=Autopack demo", "-c", "user.email=demo@localhost", "commit", "-q",
-            "-m", "Inventory ledger", cwd=project)
+        git(
+            "-c",
+            "user.name=Autopack demo",
+            "-c",
+            "user.email=demo@localhost",
+            "commit",
+            "-q",
+            "-m",
+            "Inventory ledger",
+            cwd=project,
+        )
         data = load_config(DEMO / "run.json", str(project))
         data["run_id"] = f"inventory-demo-{time.strftime('%Y%m%d-%H%M%S')}"
         data["project"] = f"inventory-demo-{folder.name}"
@@ -37,7 +49,8 @@ class Command(BaseCommand):
         run = create(data, DEMO, f"scripted:{DEMO / 'replies.json'}", enqueue=False)
         run = execute_in_foreground(run, self.stdout)
         self.stdout.write(f"\nCommits on {run.integration_branch} (base branch main untouched):")
-        self.stdout.write(git("log", "--format=  %h %an  %s", f"main..{run.integration_branch}",
-                              cwd=project))
+        self.stdout.write(
+            git("log", "--format=  %h %an  %s", f"main..{run.integration_branch}", cwd=project)
+        )
         if run.state != RunState.DONE_SUCCESS:
             raise CommandError(f"the demo run ended {run.state}")

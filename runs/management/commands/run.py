@@ -3,6 +3,7 @@ import threading
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from runs import services
 from runs.config import ConfigError
@@ -30,10 +31,19 @@ def create(data: dict, base_dir: Path, provider: str, enqueue: bool) -> Run:
     try:
         return services.create_run(data, base_dir=base_dir, provider=provider, enqueue=enqueue)
     except ConfigError as exc:
-        raise CommandError("invalid run config:\n" + "\n".join(
-            f"  {e['path']}: {e['message']}" for e in exc.errors)) from None
+        raise CommandError(
+            "invalid run config:\n"
+            + "\n".join(f"  {e['path']}: {e['message']}" for e in exc.errors)
+        ) from None
     except services.DuplicateRun as exc:
         raise CommandError(f"{exc}; choose another run_id") from None
+
+
+def _step_in_thread(run_id: str, outcome: dict) -> None:
+    try:
+        outcome["more"] = execute_step(run_id, Run.objects.get(run_id=run_id).step)
+    finally:
+        connection.close()
 
 
 def execute_in_foreground(run: Run, stdout) -> Run:
@@ -44,16 +54,17 @@ def execute_in_foreground(run: Run, stdout) -> Run:
         stdout.write(scripted.notice + "\n")
     while True:
         outcome: dict = {}
-        worker = threading.Thread(target=lambda: outcome.update(
-            more=execute_step(run.run_id, Run.objects.get(pk=run.pk).step)))
+        worker = threading.Thread(target=_step_in_thread, args=(run.run_id, outcome))
         worker.start()
         try:
             while worker.is_alive():
                 worker.join(0.3)
                 progress.show_new_events()
         except KeyboardInterrupt:
-            stdout.write("Cancelling: the run stops at its last savepoint after this step. "
-                         "Press Ctrl-C again to leave at once.\n")
+            stdout.write(
+                "Cancelling: the run stops at its last savepoint after this step. "
+                "Press Ctrl-C again to leave at once.\n"
+            )
             services.cancel_run(Run.objects.get(pk=run.pk), by="Ctrl-C")
             worker.join()
         progress.show_new_events()
@@ -71,14 +82,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("config", type=Path)
         parser.add_argument("--repo", help="Repository to build (overrides workspace/repo)")
-        parser.add_argument("--provider", default="",
-                            help="scripted:FILE to replay replies from a file (no model is "
-                                 "called); default: models from config/models.yaml")
-        parser.add_argument("--detach", action="store_true",
-                            help="Queue the run for workers instead of executing it here")
+        parser.add_argument(
+            "--provider",
+            default="",
+            help="scripted:FILE to replay replies from a file (no model is "
+            "called); default: models from config/models.yaml",
+        )
+        parser.add_argument(
+            "--detach",
+            action="store_true",
+            help="Queue the run for workers instead of executing it here",
+        )
 
-    def handle(self, *args, config: Path, repo: str | None, provider: str, detach: bool,
-               **options) -> None:
+    def handle(
+        self, *args, config: Path, repo: str | None, provider: str, detach: bool, **options
+    ) -> None:
         try:
             provider = validate_provider_option(provider)
         except ValueError as exc:
@@ -86,8 +104,10 @@ class Command(BaseCommand):
         data = load_config(config, repo)
         run = create(data, config.resolve().parent, provider, enqueue=detach)
         if detach:
-            self.stdout.write(f"Queued run {run.run_id}; follow it with "
-                              f"GET /api/runs/{run.run_id}/ or in the dashboard.")
+            self.stdout.write(
+                f"Queued run {run.run_id}; follow it with "
+                f"GET /api/runs/{run.run_id}/ or in the dashboard."
+            )
             return
         run = execute_in_foreground(run, self.stdout)
         if run.state != RunState.DONE_SUCCESS:

@@ -1,0 +1,105 @@
+"""Helpers for tests that build real repositories through the engine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from runs import services
+from runs.executor import execute_step
+from runs.models import Run
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+APPROVE = '{"verdict": "approve", "reasons": ["does what the task asks"]}'
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    """The demo's inventory project as a fresh git repository on `main`."""
+    shutil.copytree(DEMO / "project", path)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(
+        path,
+        "-c",
+        "user.name=Test",
+        "-c",
+        "user.email=test@localhost",
+        "commit",
+        "-q",
+        "-m",
+        "initial",
+    )
+    return path
+
+
+def block(path: str, search: str, replace: str) -> str:
+    return f"{path}\n```python\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
+
+
+def phase(phase_id: str, index: int, paths: list[str], **extra) -> dict:
+    return {
+        "phase_id": phase_id,
+        "phase_index": index,
+        "task_name": f"Task {phase_id}",
+        "task_category": "feature",
+        "complexity": extra.pop("complexity", "low"),
+        "scope": {"paths": paths, **extra.pop("scope", {})},
+        **extra,
+    }
+
+
+def config(repo: Path, *tiers: list[dict], **extra) -> dict:
+    return {
+        "run_id": extra.pop("run_id", "build"),
+        "goal": "Improve the inventory ledger",
+        "workspace": str(repo),
+        "tiers": [
+            {"tier_index": i, "tier_name": f"Tier {i}", "phases": phases}
+            for i, phases in enumerate(tiers)
+        ],
+        **extra,
+    }
+
+
+def start(data: dict, provider: str = "") -> Run:
+    return services.create_run(data, provider=provider, enqueue=False)
+
+
+def drive(run: Run, max_steps: int = 50) -> Run:
+    """Step the run to a final state in this process, as a worker would."""
+    for _ in range(max_steps):
+        if not execute_step(run.run_id, Run.objects.get(pk=run.pk).step):
+            break
+    return Run.objects.get(pk=run.pk)
+
+
+def write_models(path: Path, **sections) -> Path:
+    chains = sections.pop("chains", None) or {
+        "builder": {
+            "low": ["anthropic/claude-low-1", "anthropic/claude-low-2"],
+            "medium": ["openai/gpt-medium-1"],
+            "high": ["anthropic/claude-high-1"],
+        },
+        "auditor": {
+            "low": ["anthropic/claude-audit"],
+            "medium": ["anthropic/claude-audit"],
+            "high": ["anthropic/claude-audit"],
+        },
+    }
+    data = {
+        "escalation_chains": {
+            role: {level: {"models": models} for level, models in levels.items()}
+            for role, levels in chains.items()
+        },
+        **sections,
+    }
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
