@@ -94,6 +94,15 @@ def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
 
     status, created = product.request("POST", "/api/runs/", run_config, token)
     assert status == 201, created
+    # The worker picks the run up; its workspace is not a git repository, so it fails.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        run = product.request("GET", f"/api/runs/{created['run_id']}/", token=token)[1]
+        if run["state"] in ("DONE_SUCCESS", "DONE_FAILED", "CANCELLED"):
+            break
+        time.sleep(0.3)
+    assert (run["state"], run["failure_code"]) == ("DONE_FAILED", "environment")
+    assert "is not a git repository" in run["failure_reason"]
 
     elapsed = product.stop()
     assert elapsed < STOP_WITHIN_SECONDS
@@ -109,5 +118,5 @@ def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
     product.start()
     status, run = product.request("GET", f"/api/runs/{created['run_id']}/", token=token)
     assert status == 200
-    assert run["state"] == "QUEUED"
+    assert run["state"] == "DONE_FAILED"
     assert product.stop() < STOP_WITHIN_SECONDS
