@@ -136,6 +136,17 @@ AUTOPACK_GATE_TIMEOUT = envint("AUTOPACK_GATE_TIMEOUT", 600, minimum=1)
 # A worker renews its lease on a run every third of this; another worker may take a run
 # over once the lease has expired.
 AUTOPACK_LEASE_SECONDS = envint("AUTOPACK_LEASE_SECONDS", 90, minimum=3)
+AUTOPACK_PRICES = Path(envstr("AUTOPACK_PRICES") or BASE_DIR / "config" / "prices.yaml")
+# Health budgets: limits on failures within one (re)start of a run, overridable per run.
+AUTOPACK_HEALTH_BUDGET = {
+    "server_errors": envint("AUTOPACK_MAX_SERVER_ERRORS", 10, minimum=1),
+    "patch_failures": envint("AUTOPACK_MAX_PATCH_FAILURES", 15, minimum=1),
+    "total_failures": envint("AUTOPACK_MAX_TOTAL_FAILURES", 25, minimum=1),
+    "repeated_failures": envint("AUTOPACK_MAX_REPEATED_FAILURES", 3, minimum=1),
+}
+# /metrics: scrapers from these addresses, or with `Authorization: Bearer <token>`.
+AUTOPACK_METRICS_ALLOW = envlist("AUTOPACK_METRICS_ALLOW", ["127.0.0.1", "::1"])
+AUTOPACK_METRICS_TOKEN = envstr("AUTOPACK_METRICS_TOKEN")
 AUTOPACK_LLM_MAX_RETRIES = envint("AUTOPACK_LLM_MAX_RETRIES", 3, minimum=0)
 AUTOPACK_LLM_TIMEOUT = envint("AUTOPACK_LLM_TIMEOUT", 600, minimum=1)
 

@@ -16,6 +16,7 @@ from runs.models import Project, Run
 from runs.serializers import (
     ConfigErrorSerializer,
     ProjectSerializer,
+    ResumeSerializer,
     RunEventSerializer,
     RunSerializer,
     RunSummarySerializer,
@@ -95,6 +96,29 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             RunSummarySerializer(run).data,
             status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED,
         )
+
+    @extend_schema(
+        request=ResumeSerializer, responses={200: RunSummarySerializer, 400: None, 409: None}
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, run_id: str) -> Response:
+        run = self.get_object()
+        options = ResumeSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        try:
+            services.resume_run(run, by=request.user.get_username(), **options.validated_data)
+        except IllegalTransition:
+            return Response(
+                {
+                    "detail": f"run {run.run_id} is {run.state}; only failed or "
+                    "cancelled runs can be resumed"
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        except services.ResumeError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        run.refresh_from_db()
+        return Response(RunSummarySerializer(run).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Return events after this id")],

@@ -7,6 +7,7 @@ every error names the JSON path of the bad field, e.g. `tiers[0].phases[1].compl
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -60,6 +61,8 @@ class PhaseConfig(_Strict):
     test_command: str = ""
     approval_required: bool = False
     max_attempts: int | None = Field(default=None, ge=1, le=50)
+    token_cap: int | None = Field(default=None, ge=1)
+    cost_cap: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=4)
     escalation_policy: str | dict[str, Any] | None = None
 
     @field_validator("acceptance_criteria", mode="before")
@@ -83,10 +86,21 @@ class TierConfig(_Strict):
         return self
 
 
+class HealthBudget(_Strict):
+    """Limits on failures within one (re)start of a run; defaults from the settings."""
+
+    server_errors: int | None = Field(default=None, ge=1)
+    patch_failures: int | None = Field(default=None, ge=1)
+    total_failures: int | None = Field(default=None, ge=1)
+    repeated_failures: int | None = Field(default=None, ge=1)
+
+
 class RunConfig(_Strict):
     run_id: str = Field(pattern=RUN_ID_PATTERN)
     goal: str = Field(min_length=1)
     token_cap: int | None = Field(default=None, ge=1)
+    cost_cap: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=4)
+    health_budget: HealthBudget = HealthBudget()
     workspace: str | None = None
     repo: str | None = None
     project: str | None = Field(default=None, min_length=1, max_length=200)

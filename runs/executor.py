@@ -25,7 +25,7 @@ from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
 from runs.engine.gates.deliverables import DeliverablesGate
 from runs.engine.gates.tests import TestGate, run_tests
-from runs.engine.llm import LLMCaller, TokenBudget
+from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import (
     BudgetExhausted,
     Cancelled,
@@ -33,6 +33,7 @@ from runs.engine.outcomes import (
     RunStopped,
 )
 from runs.engine.routing import ModelConfigError, ModelsConfig, load_models_config
+from runs.engine.signature import signature
 from runs.engine.spec import AttemptPlan, PhaseSpec
 from runs.engine.toolchains import detect_test_command
 from runs.engine.workspace import GitWorkspace
@@ -40,6 +41,7 @@ from runs.models import Attempt, Phase, Run
 from runs.providers import configured_providers, override_for
 from runs.recorder import DjangoRecorder
 from runs.states import AttemptState, FailureCode, PhaseState, RunState
+from telemetry.budgets import budget_for, check_health
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ def _step(run: Run) -> None:
         services.transition_run(run, RunState.RUNNING)
     try:
         if _over_time(run):
-            raise BudgetExhausted(f"maximum duration of {run.max_duration_seconds} s reached")
+            raise BudgetExhausted(f"maximum duration of {run.max_duration_seconds:,} s reached")
         config = _models_config()
         workspace = _workspace(run)
         _abandon_interrupted_attempts(run)
@@ -160,13 +162,14 @@ def _finish(run: Run, state: str, code: str, reason: str) -> None:
         code=code,
         reason=reason,
         tokens_used=Run.objects.get(pk=run.pk).tokens_used,
+        cost_usd=str(Run.objects.get(pk=run.pk).cost_usd),
     )
 
 
 def _over_time(run: Run) -> bool:
-    if not run.max_duration_seconds or run.started_at is None:
+    if not run.max_duration_seconds or run.active_since is None:
         return False
-    return (timezone.now() - run.started_at).total_seconds() > run.max_duration_seconds
+    return (timezone.now() - run.active_since).total_seconds() > run.max_duration_seconds
 
 
 def _models_config() -> ModelsConfig:
@@ -275,14 +278,12 @@ def _attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: Mode
     if phase.state == PhaseState.QUEUED:
         services.transition_phase(phase, PhaseState.EXECUTING)
         services.sync_tier_state(phase.tier)
+    check_health(run)
     failed = list(phase.attempts.filter(state=AttemptState.FAILED).order_by("number"))
     choice = choose(config, phase.complexity, len(failed))
     recorder = DjangoRecorder(run, phase)
     llm = LLMCaller(
-        configured_providers(),
-        TokenBudget(run.token_cap, run.tokens_used),
-        recorder,
-        override=override_for(run),
+        configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
     llm.provider_for(choice.builder)  # no attempt without a provider to make it
     if choice.auditor:
@@ -338,6 +339,10 @@ def _attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: Mode
         gate_results=result.gates,
         auditor_verdict=result.auditor,
         savepoint=result.savepoint,
+        failure_signature="" if result.passed else signature(result.outcome, result.message),
+        context_files=result.context_files,
+        omitted_files=result.omitted_files,
+        truncations=result.truncations,
     )
     _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
 

@@ -37,6 +37,23 @@ class Run(models.Model):
     max_attempts_per_phase = models.PositiveIntegerField(default=5)
     max_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
     tokens_used = models.PositiveBigIntegerField(default=0)
+    cost_cap = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="USD"
+    )
+    cost_usd = models.DecimalField(
+        max_digits=14,
+        decimal_places=8,
+        default=0,
+        help_text="Spent so far, counted against the cost cap",
+    )
+    health_budget = models.JSONField(
+        default=dict, blank=True, help_text="Overrides of the health budget defaults"
+    )
+    active_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last (re)start: duration and health budgets count from here",
+    )
     integration_branch = models.CharField(max_length=250)
     provider = models.CharField(
         max_length=500,
@@ -115,6 +132,10 @@ class Phase(models.Model):
     approval_required = models.BooleanField(default=False)
     escalation_policy = models.JSONField(null=True, blank=True)
     max_attempts = models.PositiveIntegerField()
+    token_cap = models.PositiveBigIntegerField(null=True, blank=True)
+    cost_cap = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    tokens_used = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     state = models.CharField(max_length=20, choices=PhaseState.CHOICES, default=PhaseState.QUEUED)
     attempt_count = models.PositiveIntegerField(default=0)
     last_failure_reason = models.TextField(blank=True)
@@ -150,6 +171,10 @@ class Attempt(models.Model):
     gate_results = models.JSONField(default=list, blank=True)
     auditor_verdict = models.JSONField(null=True, blank=True)
     savepoint = models.CharField(max_length=64, blank=True)
+    failure_signature = models.CharField(max_length=40, blank=True)
+    context_files = models.JSONField(default=list, blank=True)
+    omitted_files = models.JSONField(default=list, blank=True)
+    truncations = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import DatabaseError, transaction
 from django.db.models import F
 
-from runs.engine.protocols import LLMRequest, LLMResponse
+from runs.engine.llm import CallRecord
 from runs.models import Attempt, Phase, Run
 from runs.services import record_event
 from telemetry.models import LlmCall
+
+logger = logging.getLogger(__name__)
 
 
 class DjangoRecorder:
@@ -23,51 +27,79 @@ class DjangoRecorder:
     def event(self, kind: str, **payload: Any) -> None:
         record_event(self.run, kind, **payload)
 
-    def llm_call(
-        self,
-        request: LLMRequest,
-        provider: str,
-        response: LLMResponse | None,
-        error: str,
-        duration: float,
-        charged_tokens: int,
-    ) -> None:
-        call = LlmCall.objects.create(
-            run=self.run,
-            phase=self.phase,
-            attempt=self.attempt,
-            role=request.role,
-            provider=provider,
-            model=request.model,
-            system_prompt=request.system,
-            request_messages=request.messages,
-            max_tokens=request.max_tokens,
-            response_text=response.text if response else "",
+    def llm_call(self, record: CallRecord) -> None:
+        # Spend counters first and unconditionally: they are what the caps are checked
+        # against. The detailed row is telemetry; failing to store it must not stop a build.
+        spend = {
+            "tokens_used": F("tokens_used") + record.charged_tokens,
+            "cost_usd": F("cost_usd") + record.charged_cost,
+        }
+        Run.objects.filter(pk=self.run.pk).update(**spend)
+        if self.phase is not None:
+            Phase.objects.filter(pk=self.phase.pk).update(**spend)
+        call_id = self._store(record)
+        response = record.response
+        self.event(
+            "llm_call",
+            id=call_id,
+            role=record.role,
+            provider=record.provider,
+            model=record.request.model,
             prompt_tokens=response.prompt_tokens if response else None,
             completion_tokens=response.completion_tokens if response else None,
             total_tokens=response.total_tokens if response else None,
-            cache_read_tokens=response.cache_read_tokens if response else None,
-            cache_write_tokens=response.cache_write_tokens if response else None,
-            charged_tokens=charged_tokens,
+            cost_usd=str(record.cost) if record.cost is not None else None,
             stop_reason=response.stop_reason if response else "",
-            duration_ms=round(duration * 1000),
-            error=error,
+            duration_ms=round(record.duration * 1000),
+            error=record.error,
         )
-        if charged_tokens:
-            Run.objects.filter(pk=self.run.pk).update(tokens_used=F("tokens_used") + charged_tokens)
-        self.event(
-            "llm_call",
-            id=call.id,
-            role=request.role,
-            provider=provider,
-            model=request.model,
-            prompt_tokens=call.prompt_tokens,
-            completion_tokens=call.completion_tokens,
-            total_tokens=call.total_tokens,
-            stop_reason=call.stop_reason,
-            duration_ms=call.duration_ms,
-            error=error,
-        )
+        if response is not None and record.cost is None:
+            self.event(
+                "warning",
+                message=f"cost of a {record.model_id} call is unknown: the "
+                "model has no price (config/prices.yaml) or the provider reported no "
+                "usage",
+                model=record.model_id,
+            )
+
+    def _store(self, record: CallRecord) -> int | None:
+        response = record.response
+        try:
+            with transaction.atomic():
+                return LlmCall.objects.create(
+                    run=self.run,
+                    phase=self.phase,
+                    attempt=self.attempt,
+                    role=record.role,
+                    provider=record.provider,
+                    model=record.request.model,
+                    system_prompt=record.request.system,
+                    request_messages=record.request.messages,
+                    max_tokens=record.request.max_tokens,
+                    response_text=response.text if response else "",
+                    prompt_tokens=response.prompt_tokens if response else None,
+                    completion_tokens=response.completion_tokens if response else None,
+                    total_tokens=response.total_tokens if response else None,
+                    cache_read_tokens=response.cache_read_tokens if response else None,
+                    cache_write_tokens=response.cache_write_tokens if response else None,
+                    prompt_tokens_checked=record.prompt_tokens_checked,
+                    charged_tokens=record.charged_tokens,
+                    cost_usd=record.cost,
+                    charged_cost_usd=record.charged_cost,
+                    status_code=record.status,
+                    stop_reason=response.stop_reason if response else "",
+                    duration_ms=round(record.duration * 1000),
+                    error=record.error,
+                ).id
+        except DatabaseError as exc:
+            logger.exception("could not store an LLM call of run %s", self.run.run_id)
+            self.event(
+                "warning",
+                message=f"an LLM call could not be recorded: {exc}",
+                model=record.model_id,
+                charged_tokens=record.charged_tokens,
+            )
+            return None
 
     def cancelled(self) -> bool:
         return Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists()

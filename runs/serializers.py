@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
+from telemetry.usage import attempt_usage
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -36,9 +37,20 @@ class AttemptSerializer(serializers.ModelSerializer):
             "gate_results",
             "auditor_verdict",
             "savepoint",
+            "failure_signature",
+            "context_files",
+            "omitted_files",
+            "truncations",
+            "usage",
             "started_at",
             "finished_at",
         ]
+
+    usage = serializers.SerializerMethodField()
+
+    def get_usage(self, attempt: Attempt) -> dict:
+        """Model calls of the attempt: tokens as reported, cost where known."""
+        return attempt_usage(attempt)
 
 
 class PhaseSerializer(serializers.ModelSerializer):
@@ -58,6 +70,10 @@ class PhaseSerializer(serializers.ModelSerializer):
             "deliverables",
             "acceptance_criteria",
             "test_command",
+            "token_cap",
+            "cost_cap",
+            "tokens_used",
+            "cost_usd",
             "approval_required",
             "escalation_policy",
             "max_attempts",
@@ -92,6 +108,9 @@ class RunSummarySerializer(serializers.ModelSerializer):
             "failure_reason",
             "token_cap",
             "tokens_used",
+            "cost_cap",
+            "cost_usd",
+            "health_budget",
             "max_attempts_per_phase",
             "max_duration_seconds",
             "integration_branch",
@@ -101,6 +120,7 @@ class RunSummarySerializer(serializers.ModelSerializer):
             "created_by",
             "created_at",
             "started_at",
+            "active_since",
             "finished_at",
         ]
 
@@ -123,3 +143,23 @@ class ConfigErrorSerializer(serializers.Serializer):
         help_text="JSON path of the bad field, e.g. tiers[0].phases[1].complexity"
     )
     message = serializers.CharField()
+
+
+class ResumeSerializer(serializers.Serializer):
+    token_cap = serializers.IntegerField(min_value=1, required=False)
+    cost_cap = serializers.DecimalField(
+        max_digits=12, decimal_places=4, min_value=0, required=False, help_text="USD"
+    )
+    max_duration_minutes = serializers.IntegerField(min_value=1, required=False)
+    extra_attempts = serializers.IntegerField(
+        min_value=1,
+        max_value=50,
+        required=False,
+        help_text="More attempts for a phase that failed (default: the run's attempts per phase)",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = set(self.initial_data) - set(self.fields)
+        if unknown:
+            raise serializers.ValidationError({name: "unknown field" for name in sorted(unknown)})
+        return attrs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.utils import timezone
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.routing import ModelConfigError, load_models_config
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
-from runs.states import AttemptState, PhaseState, RunState, check_transition
+from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def _store_plan(
         run_id=config.run_id,
         goal=config.goal,
         token_cap=config.token_cap,
+        cost_cap=config.cost_cap,
+        health_budget=config.health_budget.model_dump(exclude_none=True),
         max_attempts_per_phase=config.max_attempts_per_phase or _default_max_attempts(),
         max_duration_seconds=(config.max_duration_minutes or 0) * 60 or None,
         integration_branch=f"autopack/{config.run_id}",
@@ -150,6 +153,8 @@ def _store_plan(
                 approval_required=phase.approval_required,
                 escalation_policy=phase.escalation_policy,
                 max_attempts=phase.max_attempts or run.max_attempts_per_phase,
+                token_cap=phase.token_cap,
+                cost_cap=phase.cost_cap,
             )
     record_event(run, "run_created", run_id=run.run_id, phases=run.phases.count())
     return run
@@ -167,10 +172,21 @@ def transition_run(run: Run, target: str, *, code: str = "", reason: str = "") -
     check_transition(RunState, "run", run.run_id, run.state, target)
     previous = run.state
     changes: dict[str, Any] = {"state": target, "updated_at": timezone.now()}
-    if target == RunState.RUNNING and run.started_at is None:
-        changes["started_at"] = timezone.now()
+    if target == RunState.RUNNING and previous == RunState.QUEUED:
+        changes["active_since"] = timezone.now()
+        if run.started_at is None:
+            changes["started_at"] = changes["active_since"]
     if target in RunState.FINAL:
         changes.update(finished_at=timezone.now(), failure_code=code, failure_reason=reason)
+    if target == RunState.QUEUED:
+        changes.update(
+            finished_at=None,
+            failure_code="",
+            failure_reason="",
+            cancel_requested=False,
+            lease_owner="",
+            lease_expires_at=None,
+        )
     _conditional_update(run, previous, **changes)
     record_event(run, "run_state", previous=previous, state=target, code=code, reason=reason)
 
@@ -209,6 +225,58 @@ def sync_tier_state(tier: Tier) -> None:
     else:
         state = PhaseState.EXECUTING
     Tier.objects.filter(pk=tier.pk).update(state=state)
+
+
+class ResumeError(ValueError):
+    pass
+
+
+def resume_run(
+    run: Run,
+    *,
+    token_cap: int | None = None,
+    cost_cap: Decimal | None = None,
+    max_duration_minutes: int | None = None,
+    extra_attempts: int | None = None,
+    by: str = "",
+) -> None:
+    """Continue a failed or cancelled run from its last savepoint, with raised budgets.
+
+    A phase that failed gets `extra_attempts` more (default: the run's attempts per phase).
+    """
+    if run.state not in RunState.RESUMABLE:
+        raise IllegalTransition("run", run.run_id, run.state, RunState.QUEUED)
+    if token_cap is not None and token_cap <= run.tokens_used:
+        raise ResumeError(f"token_cap must be above the {run.tokens_used:,} tokens already used")
+    if cost_cap is not None and cost_cap <= run.cost_usd:
+        raise ResumeError(f"cost_cap must be above the ${run.cost_usd:.4f} already spent")
+    with transaction.atomic():
+        changes: dict[str, Any] = {}
+        if token_cap is not None:
+            changes["token_cap"] = token_cap
+        if cost_cap is not None:
+            changes["cost_cap"] = cost_cap
+        if max_duration_minutes is not None:
+            changes["max_duration_seconds"] = max_duration_minutes * 60
+        Run.objects.filter(pk=run.pk).update(**changes)
+        for field, value in changes.items():
+            setattr(run, field, value)
+        for phase in run.phases.filter(state=PhaseState.FAILED):
+            more = extra_attempts or run.max_attempts_per_phase
+            Phase.objects.filter(pk=phase.pk).update(max_attempts=phase.attempt_count + more)
+            transition_phase(phase, PhaseState.QUEUED, reason=f"resumed with {more} more attempts")
+            sync_tier_state(phase.tier)
+        transition_run(run, RunState.QUEUED)
+        record_event(
+            run,
+            "run_resumed",
+            by=by,
+            **{k: str(v) for k, v in changes.items()},
+            extra_attempts=extra_attempts,
+        )
+    from runs import tasks
+
+    tasks.enqueue_advance(Run.objects.get(pk=run.pk))
 
 
 def cancel_run(run: Run, *, by: str = "") -> bool:

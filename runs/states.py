@@ -16,15 +16,18 @@ class RunState:
         (s, s.replace("_", " ").title())
         for s in (QUEUED, RUNNING, AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED)
     ]
+    # Final: no worker touches the run. Only a resume (back to QUEUED, from the last
+    # savepoint) moves a failed or cancelled run on; a successful run is done for good.
     FINAL = (DONE_SUCCESS, DONE_FAILED, CANCELLED)
+    RESUMABLE = (DONE_FAILED, CANCELLED)
     TRANSITIONS = {
         QUEUED: {RUNNING, DONE_FAILED, CANCELLED},
         RUNNING: {AWAITING_APPROVAL, PAUSED, DONE_SUCCESS, DONE_FAILED, CANCELLED},
         AWAITING_APPROVAL: {RUNNING, DONE_FAILED, CANCELLED},
         PAUSED: {RUNNING, DONE_FAILED, CANCELLED},
         DONE_SUCCESS: set(),
-        DONE_FAILED: set(),
-        CANCELLED: set(),
+        DONE_FAILED: {QUEUED},
+        CANCELLED: {QUEUED},
     }
 
 
@@ -61,7 +64,7 @@ class PhaseState:
         EXECUTING: {AWAITING_APPROVAL, COMPLETE, FAILED},
         AWAITING_APPROVAL: {EXECUTING, FAILED},
         COMPLETE: set(),
-        FAILED: set(),
+        FAILED: {QUEUED},  # a resumed run retries its failed phase
         SKIPPED: set(),
     }
 

@@ -29,6 +29,25 @@ class LlmCall(models.Model):
         help_text="Counted against the token cap: the provider's total, or the "
         "worst case when it reported none",
     )
+    prompt_tokens_checked = models.PositiveIntegerField(
+        default=0,
+        help_text="Prompt size the budget admitted the call with (counted by the "
+        "provider where it can, else estimated)",
+    )
+    cost_usd = models.DecimalField(
+        max_digits=14,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        help_text="Exact, from reported usage; null when unknown",
+    )
+    charged_cost_usd = models.DecimalField(
+        max_digits=14,
+        decimal_places=8,
+        default=0,
+        help_text="Counted against cost caps: the exact cost, else the worst case",
+    )
+    status_code = models.PositiveIntegerField(null=True, blank=True)
     stop_reason = models.CharField(max_length=50, blank=True)
     duration_ms = models.PositiveIntegerField()
     error = models.TextField(blank=True)

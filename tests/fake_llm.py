@@ -19,6 +19,7 @@ class Reply:
     usage: dict[str, Any] | None = None  # overrides the computed usage; {} sends none
     status: int = 200
     delay: float = 0.0
+    output_tokens: int | None = None  # bill this many output tokens instead of the text's
 
 
 @dataclass
@@ -42,6 +43,7 @@ class FakeLLM:
     def __init__(self) -> None:
         self.replies: dict[str, deque[Reply]] = {"builder": deque(), "auditor": deque()}
         self.seen: list[Seen] = []
+        self.counted: list[int] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -78,6 +80,13 @@ class FakeLLM:
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.endswith("/v1/messages/count_tokens"):
+                    # The same count the fake bills a message with, so admitted == billed.
+                    text = body.get("system", "") + "\n".join(
+                        m["content"] for m in body["messages"]
+                    )
+                    fake.counted.append(len(text) // 4)
+                    return self._send(200, {"input_tokens": len(text) // 4})
                 if self.path.endswith("/v1/messages"):
                     api, system = "anthropic", body.get("system", "")
                 elif self.path.endswith("/chat/completions"):
@@ -96,10 +105,15 @@ class FakeLLM:
                 if reply.status != 200:
                     return self._error(api, reply.status, f"fake {reply.status} error")
                 prompt_chars = len(system) + len(seen.prompt)
+                # Like a real provider, never bill more output than the request allowed.
+                output = min(
+                    reply.output_tokens or len(reply.text) // 4 + 1,
+                    body["max_tokens"] if "max_tokens" in body else body["max_completion_tokens"],
+                )
                 if api == "anthropic":
                     seen.usage = reply.usage or {
                         "input_tokens": prompt_chars // 4,
-                        "output_tokens": len(reply.text) // 4 + 1,
+                        "output_tokens": output,
                     }
                     return self._send(
                         200,
@@ -114,7 +128,7 @@ class FakeLLM:
                             "usage": seen.usage,
                         },
                     )
-                prompt, completion = prompt_chars // 4, len(reply.text) // 4 + 1
+                prompt, completion = prompt_chars // 4, output
                 seen.usage = (
                     reply.usage
                     if reply.usage is not None

@@ -242,10 +242,10 @@ def test_escalates_to_the_next_model_and_then_the_next_complexity(engine, fake_l
 
 
 def test_token_cap_stops_a_call_before_it_is_sent(engine, fake_llm, repo):
-    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])], token_cap=2000)))
+    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])], token_cap=1000)))
 
     assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "budget_exhausted")
-    assert "token cap 2,000 reached" in run.failure_reason
+    assert "run token cap 1,000 reached: 0 used" in run.failure_reason
     assert fake_llm.seen == []
     assert run.tokens_used == 0
 
@@ -392,8 +392,9 @@ def test_cancel_stops_the_run_at_its_last_savepoint(engine, fake_llm, repo):
 
 
 def test_unified_diff_replies_apply_through_git(engine, fake_llm, repo, tmp_path):
-    engine.AUTOPACK_MODELS = write_models(tmp_path / "models.yaml",
-                                          builder={"edit_format": "unified_diff"})
+    engine.AUTOPACK_MODELS = write_models(
+        tmp_path / "models.yaml", builder={"edit_format": "unified_diff"}
+    )
     blob = git(repo, "rev-parse", "--short", "HEAD:inventory/stock.py")
     diff = (
         "```diff\n"

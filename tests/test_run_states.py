@@ -41,15 +41,21 @@ def test_failed_run_keeps_its_reason_code(run):
 
 
 @pytest.mark.parametrize("final", RunState.FINAL)
-def test_final_run_states_allow_no_way_out(run, final):
+def test_final_run_states_allow_no_way_out_but_a_resume(run, final):
     services.transition_run(run, RunState.RUNNING)
     services.transition_run(run, final)
 
-    for target in (RunState.RUNNING, RunState.QUEUED, RunState.CANCELLED):
+    for target in (RunState.RUNNING, RunState.CANCELLED, RunState.DONE_SUCCESS):
         with pytest.raises(IllegalTransition, match=f"from {final} to {target}"):
             services.transition_run(run, target)
     run.refresh_from_db()
     assert run.state == final
+    if final == RunState.DONE_SUCCESS:
+        with pytest.raises(IllegalTransition):
+            services.transition_run(run, RunState.QUEUED)
+    else:
+        services.transition_run(run, RunState.QUEUED)  # what resume does
+        assert (run.state, run.failure_code, run.finished_at) == (RunState.QUEUED, "", None)
 
 
 def test_queued_run_cannot_succeed_without_running(run):

@@ -50,7 +50,7 @@ class AttemptDeps:
 def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
     result = AttemptResult(outcome=Outcome.PASSED)
     try:
-        reply = _builder_reply(plan, deps)
+        reply = _builder_reply(plan, deps, result)
         edits = deps.edit_format.parse(reply)
         result.changed_files, method = _apply(edits, plan, deps)
         result.diff = deps.workspace.diff(result.changed_files)
@@ -90,9 +90,10 @@ def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
         raise
 
 
-def _builder_reply(plan: AttemptPlan, deps: AttemptDeps) -> str:
+def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> str:
     limits = deps.limits
     context = build_context(deps.workspace.root, plan.spec, limits.context_chars)
+    result.context_files, result.omitted_files = context.included, context.omitted
     deps.recorder.event(
         "context",
         phase_id=plan.spec.phase_id,
@@ -114,6 +115,7 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps) -> str:
                 "Your previous reply was cut off before it ended, so none of it was applied. "
                 "Make fewer, smaller edits: SEARCH/REPLACE blocks with only the lines that change.",
             )
+        result.truncations += 1
         deps.recorder.event(
             "truncated", phase_id=plan.spec.phase_id, attempt=plan.number, max_tokens=max_tokens
         )

@@ -1,20 +1,24 @@
-"""Every model call goes through here: budget checked before it is sent, recorded after
-it returns (or fails)."""
+"""Every model call goes through here: admitted by the budget before it is sent, charged
+and recorded after it returns (or fails)."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
-from runs.engine.outcomes import BudgetExhausted, Cancelled, EnvironmentProblem, ProviderError
+from runs.engine.budget import Budget
+from runs.engine.outcomes import Cancelled, EnvironmentProblem, ProviderError
 from runs.engine.protocols import LLMProvider, LLMRequest, LLMResponse, Recorder
 
-# Without a provider-side token count, a prompt is assumed to cost one token per three
-# bytes of UTF-8 plus a small overhead per message. Typical English and code run at three
-# to four characters per token, so this errs on the side of stopping early.
+# Without a provider-side count, a prompt is taken to cost one token per three bytes of
+# UTF-8 plus an overhead per message. English and code run at three to four characters
+# a token, so this errs towards stopping early. A provider's own count gets a margin too,
+# since it is documented as an estimate.
 BYTES_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 16
+COUNT_MARGIN = 1.05
 
 PROVIDER_KEYS = {
     "anthropic": "ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for a proxy)",
@@ -29,42 +33,32 @@ def estimate_prompt_tokens(request: LLMRequest) -> int:
     )
 
 
-def charged_tokens(request: LLMRequest, response: LLMResponse) -> int:
-    """Tokens a call counts against the cap: the provider's total, else the worst case."""
-    if response.total_tokens is not None:
-        return response.total_tokens
-    if response.prompt_tokens is not None and response.completion_tokens is not None:
-        return response.prompt_tokens + response.completion_tokens
-    return estimate_prompt_tokens(request) + request.max_tokens
-
-
-@dataclass
-class TokenBudget:
-    cap: int | None
-    used: int = 0
-
-    def check(self, request: LLMRequest) -> None:
-        if self.cap is None:
-            return
-        worst = estimate_prompt_tokens(request) + request.max_tokens
-        if self.used + worst > self.cap:
-            raise BudgetExhausted(
-                f"token cap {self.cap:,} reached: {self.used:,} used, and the next "
-                f"{request.role} call could need {worst:,} more (prompt about "
-                f"{worst - request.max_tokens:,} + up to {request.max_tokens:,} output)"
-            )
-
-
 def split_model_id(model_id: str) -> tuple[str, str]:
     provider, _, model = model_id.partition("/")
     return provider, model
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    role: str
+    model_id: str
+    provider: str
+    request: LLMRequest
+    response: LLMResponse | None
+    error: str
+    status: int | None
+    duration: float
+    prompt_tokens_checked: int  # the prompt size the budget admitted the call with
+    charged_tokens: int  # counted against token caps: reported total, else the worst case
+    cost: Decimal | None  # exact, from reported usage; None when unknown
+    charged_cost: Decimal  # counted against cost caps: the exact cost, else the worst case
 
 
 class LLMCaller:
     def __init__(
         self,
         providers: dict[str, LLMProvider],
-        budget: TokenBudget,
+        budget: Budget,
         recorder: Recorder,
         override: LLMProvider | None = None,
     ) -> None:
@@ -98,20 +92,84 @@ class LLMCaller:
             messages=messages,
             max_tokens=max_tokens,
         )
-        self.budget.check(request)
+        billed = getattr(provider, "bills_tokens", True)
+        prompt_tokens = self._prompt_tokens(provider, request) if billed else 0
+        if billed:
+            allowed = self.budget.admit(model_id, request, prompt_tokens)
+            if allowed < max_tokens:
+                self.recorder.event(
+                    "max_tokens_lowered",
+                    role=role,
+                    model=model_id,
+                    requested=max_tokens,
+                    allowed=allowed,
+                )
+                request = replace(request, max_tokens=allowed)
         started = time.monotonic()
         try:
             response = provider.complete(request)
         except ProviderError as exc:
-            self.recorder.llm_call(
-                request, provider.name, None, str(exc), time.monotonic() - started, 0
-            )
+            self._record(model_id, provider, request, None, exc, started, prompt_tokens, billed)
             raise
-        charged = (
-            charged_tokens(request, response) if getattr(provider, "bills_tokens", True) else 0
-        )
-        self.budget.used += charged
-        self.recorder.llm_call(
-            request, provider.name, response, "", time.monotonic() - started, charged
-        )
+        self._record(model_id, provider, request, response, None, started, prompt_tokens, billed)
         return response
+
+    def _prompt_tokens(self, provider: LLMProvider, request: LLMRequest) -> int:
+        counter = getattr(provider, "count_tokens", None)
+        counted = counter(request) if counter else None
+        if counted is None:
+            return estimate_prompt_tokens(request)
+        return math.ceil(counted * COUNT_MARGIN) + MESSAGE_OVERHEAD
+
+    def _record(
+        self,
+        model_id: str,
+        provider: LLMProvider,
+        request: LLMRequest,
+        response: LLMResponse | None,
+        error: ProviderError | None,
+        started: float,
+        prompt_tokens: int,
+        billed: bool,
+    ) -> None:
+        tokens, cost, charged_cost = 0, Decimal(0) if not billed else None, Decimal(0)
+        if billed and response is not None:
+            tokens = _reported_total(response)
+            cost = self.budget.prices.cost(model_id, response)
+            worst_tokens = prompt_tokens + request.max_tokens
+            price = self.budget.prices.price(model_id)
+            worst_cost = (
+                (
+                    prompt_tokens * price.per_prompt_token_worst()
+                    + request.max_tokens * price.per_output_token()
+                )
+                if price
+                else Decimal(0)
+            )
+            charged_cost = cost if cost is not None else worst_cost
+            tokens = tokens if tokens is not None else worst_tokens
+        self.budget.charge(tokens or 0, charged_cost)
+        self.recorder.llm_call(
+            CallRecord(
+                role=request.role,
+                model_id=model_id,
+                provider=provider.name,
+                request=request,
+                response=response,
+                error=str(error) if error else "",
+                status=error.status if error else None,
+                duration=time.monotonic() - started,
+                prompt_tokens_checked=prompt_tokens,
+                charged_tokens=tokens or 0,
+                cost=cost,
+                charged_cost=charged_cost,
+            )
+        )
+
+
+def _reported_total(response: LLMResponse) -> int | None:
+    if response.total_tokens is not None:
+        return response.total_tokens
+    if response.prompt_tokens is not None and response.completion_tokens is not None:
+        return response.prompt_tokens + response.completion_tokens
+    return None

@@ -106,6 +106,9 @@ class AttemptResult:
     gates: list[dict] = field(default_factory=list)
     gate_outcomes: list = field(default_factory=list)
     auditor: dict | None = None
+    context_files: list[str] = field(default_factory=list)
+    omitted_files: list[str] = field(default_factory=list)
+    truncations: int = 0
 
     @property
     def passed(self) -> bool:

@@ -34,6 +34,9 @@ class LLMResponse:
 
 
 class LLMProvider(Protocol):
+    """Optional capabilities, as attributes: `bills_tokens` (default True) and a
+    `count_tokens(request) -> int | None` method for exact prompt sizes."""
+
     name: str
 
     def complete(self, request: LLMRequest) -> LLMResponse: ...
@@ -93,14 +96,7 @@ class Gate(Protocol):
 class Recorder(Protocol):
     def event(self, kind: str, **payload: Any) -> None: ...
 
-    def llm_call(
-        self,
-        request: LLMRequest,
-        provider: str,
-        response: LLMResponse | None,
-        error: str,
-        duration: float,
-        charged_tokens: int,
-    ) -> None: ...
+    def llm_call(self, record: Any) -> None:
+        """Store a `runs.engine.llm.CallRecord`; must not raise when storing fails."""
 
     def cancelled(self) -> bool: ...

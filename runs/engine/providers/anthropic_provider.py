@@ -23,6 +23,16 @@ class AnthropicProvider:
             api_key=api_key, base_url=base_url or None, max_retries=max_retries, timeout=timeout
         )
 
+    def count_tokens(self, request: LLMRequest) -> int | None:
+        """The prompt's size by Anthropic's own count; None if the count is unavailable."""
+        try:
+            counted = self.client.messages.count_tokens(
+                model=request.model, system=request.system, messages=request.messages
+            )
+        except anthropic.APIError:
+            return None
+        return counted.input_tokens
+
     def complete(self, request: LLMRequest) -> LLMResponse:
         try:
             message = self.client.messages.create(

@@ -1,0 +1,81 @@
+"""GET /api/usage/: tokens and cost over time, grouped; JSON, or CSV with ?format=csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from telemetry.models import LlmCall
+from telemetry.usage import GROUPS, PERIODS, usage
+
+COLUMNS = [
+    "period_start",
+    "group",
+    "calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "charged_cost_usd",
+    "unpriced_calls",
+]
+
+
+class UsageCSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        buffer = io.StringIO()
+        if isinstance(data, dict) and "results" in data:
+            writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(data["results"])
+        else:  # an error: one line per problem
+            for key, value in (data or {}).items():
+                buffer.write(f"{key},{value}\n")
+        return buffer.getvalue().encode()
+
+
+class UsageView(APIView):
+    renderer_classes = [JSONRenderer, UsageCSVRenderer]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("period", str, enum=list(PERIODS), default="day"),
+            OpenApiParameter("group_by", str, enum=list(GROUPS), default="model"),
+            OpenApiParameter("run", str, description="Only this run_id"),
+            OpenApiParameter("project", str, description="Only this project name"),
+            OpenApiParameter("format", str, enum=["json", "csv"], default="json"),
+        ]
+    )
+    def get(self, request: Request) -> Response:
+        period = request.query_params.get("period", "day")
+        group_by = request.query_params.get("group_by", "model")
+        problems = {}
+        if period not in PERIODS:
+            problems["period"] = f"use one of {', '.join(PERIODS)}"
+        if group_by not in GROUPS:
+            problems["group_by"] = f"use one of {', '.join(GROUPS)}"
+        if problems:
+            return Response(problems, status=400)
+        calls = LlmCall.objects.all()
+        if run_id := request.query_params.get("run"):
+            calls = calls.filter(run__run_id=run_id)
+        if project := request.query_params.get("project"):
+            calls = calls.filter(run__project__name=project)
+        response = Response(
+            {"period": period, "group_by": group_by, "results": usage(calls, period, group_by)}
+        )
+        if request.accepted_renderer.format == "csv":
+            response["Content-Disposition"] = (
+                f'attachment; filename="autopack-usage-{period}-{group_by}.csv"'
+            )
+        return response
