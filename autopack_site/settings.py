@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "autopack_site",
     "runs",
     "telemetry",
+    "governance",
 ]
 
 MIDDLEWARE = [
@@ -144,6 +145,12 @@ AUTOPACK_HEALTH_BUDGET = {
     "total_failures": envint("AUTOPACK_MAX_TOTAL_FAILURES", 25, minimum=1),
     "repeated_failures": envint("AUTOPACK_MAX_REPEATED_FAILURES", 3, minimum=1),
 }
+AUTOPACK_GOVERNANCE = Path(envstr("AUTOPACK_GOVERNANCE") or BASE_DIR / "config" / "governance.yaml")
+# Gate commands run under bubblewrap when it is installed; with this set, a run refuses
+# to start without it.
+AUTOPACK_REQUIRE_SANDBOX = envbool("AUTOPACK_REQUIRE_SANDBOX", False)
+# A failure fixed by a later attempt becomes a learned rule once it recurs this often.
+AUTOPACK_RULE_THRESHOLD = envint("AUTOPACK_RULE_THRESHOLD", 2, minimum=1)
 # /metrics: scrapers from these addresses, or with `Authorization: Bearer <token>`.
 AUTOPACK_METRICS_ALLOW = envlist("AUTOPACK_METRICS_ALLOW", ["127.0.0.1", "::1"])
 AUTOPACK_METRICS_TOKEN = envstr("AUTOPACK_METRICS_TOKEN")

@@ -12,5 +12,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/usage/", UsageView.as_view(), name="usage"),
+    path("api/governance/", include("governance.urls")),
     path("api/", include("runs.urls")),
 ]

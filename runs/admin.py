@@ -120,6 +120,13 @@ class AttemptAdmin(admin.ModelAdmin):
 
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
+    actions = ["close_issues"]
+
+    @admin.action(description="Close selected issues")
+    def close_issues(self, request: HttpRequest, queryset: QuerySet[Issue]) -> None:
+        closed = queryset.update(status=Issue.Status.CLOSED)
+        self.message_user(request, f"Closed {closed} issue(s).")
+
     list_display = [
         "title",
         "scope",

@@ -15,6 +15,7 @@ from runs.config import ConfigError, RunConfig
 from runs.models import Project, Run
 from runs.serializers import (
     ConfigErrorSerializer,
+    IssueSerializer,
     ProjectSerializer,
     ResumeSerializer,
     RunEventSerializer,
@@ -146,3 +147,20 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Project.objects.all()
     serializer_class = ProjectSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["open", "closed"]),
+            OpenApiParameter("scope", str, enum=["phase", "run", "project"]),
+        ],
+        responses=IssueSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def issues(self, request: Request, pk: str) -> Response:
+        """The project's issue backlog, most recently seen first."""
+        issues = self.get_object().issues.select_related("run", "phase")
+        for field in ("status", "scope"):
+            if value := request.query_params.get(field):
+                issues = issues.filter(**{field: value})
+        page = self.paginate_queryset(issues)
+        return self.get_paginated_response(IssueSerializer(page, many=True).data)

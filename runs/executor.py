@@ -4,7 +4,6 @@ engine, store what happened, release. Safe to call twice for the same step."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
 import uuid
@@ -18,30 +17,18 @@ from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from governance.notifications import notify
+from governance.secrets import command_env
 from runs import services
 from runs.config import is_git_url
-from runs.engine.attempt import AttemptDeps, Limits, run_attempt
-from runs.engine.edits import edit_format
-from runs.engine.escalation import choose
-from runs.engine.gates.deliverables import DeliverablesGate
-from runs.engine.gates.tests import TestGate, run_tests
-from runs.engine.llm import LLMCaller
-from runs.engine.outcomes import (
-    BudgetExhausted,
-    Cancelled,
-    EnvironmentProblem,
-    RunStopped,
-)
+from runs.engine.gates.tests import run_tests
+from runs.engine.outcomes import BudgetExhausted, Cancelled, EnvironmentProblem
 from runs.engine.routing import ModelConfigError, ModelsConfig, load_models_config
-from runs.engine.signature import signature
-from runs.engine.spec import AttemptPlan, PhaseSpec
-from runs.engine.toolchains import detect_test_command
+from runs.engine.sandbox import bubblewrap
 from runs.engine.workspace import GitWorkspace
-from runs.models import Attempt, Phase, Run
-from runs.providers import configured_providers, override_for
-from runs.recorder import DjangoRecorder
+from runs.models import Phase, Run
+from runs.phase_runner import PhaseFailed, attempt_phase, test_command
 from runs.states import AttemptState, FailureCode, PhaseState, RunState
-from telemetry.budgets import budget_for, check_health
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +94,7 @@ def execute_step(run_id: str, step: int) -> bool:
             step=step + 1, lease_owner="", lease_expires_at=None
         )
     run.refresh_from_db()
-    return not run.is_final
+    return run.state in ACTIVE
 
 
 def _step(run: Run) -> None:
@@ -120,6 +107,7 @@ def _step(run: Run) -> None:
         if _over_time(run):
             raise BudgetExhausted(f"maximum duration of {run.max_duration_seconds:,} s reached")
         config = _models_config()
+        _check_sandbox(run)
         workspace = _workspace(run)
         _abandon_interrupted_attempts(run)
         if run.baseline is None:
@@ -128,7 +116,9 @@ def _step(run: Run) -> None:
         if phase is None:
             _finish(run, RunState.DONE_SUCCESS, "", "")
             return
-        _attempt_phase(run, phase, workspace, config)
+        attempt_phase(run, phase, workspace, config)
+    except PhaseFailed as exc:
+        _finish(run, RunState.DONE_FAILED, exc.code, str(exc))
     except Cancelled:
         _finish(run, RunState.CANCELLED, "", "cancelled on request")
     except BudgetExhausted as exc:
@@ -155,15 +145,19 @@ def _fail_on_internal_error(run: Run, exc: Exception) -> None:
 
 def _finish(run: Run, state: str, code: str, reason: str) -> None:
     services.transition_run(run, state, code=code, reason=reason)
+    spent = Run.objects.get(pk=run.pk)
     services.record_event(
         run,
         "run_finished",
         state=state,
         code=code,
         reason=reason,
-        tokens_used=Run.objects.get(pk=run.pk).tokens_used,
-        cost_usd=str(Run.objects.get(pk=run.pk).cost_usd),
+        tokens_used=spent.tokens_used,
+        cost_usd=str(spent.cost_usd),
     )
+    if state in (RunState.DONE_SUCCESS, RunState.DONE_FAILED):
+        outcome = "succeeded" if state == RunState.DONE_SUCCESS else f"failed: {reason[:300]}"
+        notify("run_finished", run, f"run {outcome}", outcome=state, code=code)
 
 
 def _over_time(run: Run) -> bool:
@@ -203,6 +197,8 @@ def _workspace(run: Run) -> GitWorkspace:
 
 
 def _abandon_interrupted_attempts(run: Run) -> None:
+    # Only RUNNING attempts were cut off; one awaiting approval or approved is waiting on
+    # purpose and continues at its next step.
     for attempt in run.attempts.filter(state=AttemptState.RUNNING):
         services.finish_attempt(
             attempt,
@@ -216,18 +212,18 @@ def _abandon_interrupted_attempts(run: Run) -> None:
         )
 
 
-def _test_command(run: Run, phase: Phase, root: Path) -> str | None:
-    return phase.test_command or run.project.test_command or detect_test_command(root)
-
-
 def _take_baseline(run: Run, workspace: GitWorkspace) -> None:
     """Run each test command the plan will use once, on the base commit."""
     baseline: dict[str, dict] = {}
     for phase in run.phases.all():
-        command = _test_command(run, phase, workspace.root)
+        command = test_command(run, phase, workspace.root)
         if command and command not in baseline:
             result = run_tests(
-                command, workspace.root, settings.AUTOPACK_GATE_TIMEOUT, _command_env()
+                command,
+                workspace.root,
+                settings.AUTOPACK_GATE_TIMEOUT,
+                command_env(),
+                sandbox=bool(run.sandboxed),
             )
             baseline[command] = result.baseline()
             services.record_event(
@@ -243,10 +239,25 @@ def _take_baseline(run: Run, workspace: GitWorkspace) -> None:
     run.baseline = baseline
 
 
-def _command_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
+def _check_sandbox(run: Run) -> None:
+    """Decide once per run whether gate commands run under bubblewrap."""
+    if run.sandboxed is not None:
+        return
+    available = bubblewrap() is not None
+    if not available and settings.AUTOPACK_REQUIRE_SANDBOX:
+        raise EnvironmentProblem(
+            "AUTOPACK_REQUIRE_SANDBOX is set but bubblewrap (bwrap) is not installed, so test "
+            "commands cannot be sandboxed. Install the bubblewrap package."
+        )
+    Run.objects.filter(pk=run.pk).update(sandboxed=available)
+    run.sandboxed = available
+    if not available:
+        services.record_event(
+            run,
+            "warning",
+            message="bubblewrap is not installed: gate "
+            "commands run without a sandbox (network and filesystem open)",
+        )
 
 
 def _next_phase(run: Run) -> Phase | None:
@@ -255,134 +266,4 @@ def _next_phase(run: Run) -> Phase | None:
         .select_related("tier")
         .order_by("tier__index", "index")
         .first()
-    )
-
-
-def _spec(run: Run, phase: Phase) -> PhaseSpec:
-    return PhaseSpec(
-        run_id=run.run_id,
-        phase_id=phase.phase_id,
-        goal=run.goal,
-        task_name=phase.name,
-        description=phase.description,
-        category=phase.category,
-        complexity=phase.complexity,
-        scope_paths=tuple(phase.scope_paths),
-        read_only_context=tuple((c["path"], c.get("reason", "")) for c in phase.read_only_context),
-        deliverables=tuple(phase.deliverables),
-        acceptance_criteria=tuple(phase.acceptance_criteria),
-    )
-
-
-def _attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: ModelsConfig) -> None:
-    if phase.state == PhaseState.QUEUED:
-        services.transition_phase(phase, PhaseState.EXECUTING)
-        services.sync_tier_state(phase.tier)
-    check_health(run)
-    failed = list(phase.attempts.filter(state=AttemptState.FAILED).order_by("number"))
-    choice = choose(config, phase.complexity, len(failed))
-    recorder = DjangoRecorder(run, phase)
-    llm = LLMCaller(
-        configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
-    )
-    llm.provider_for(choice.builder)  # no attempt without a provider to make it
-    if choice.auditor:
-        llm.provider_for(choice.auditor)
-    number = phase.attempts.count() + 1
-    attempt = Attempt.objects.create(
-        run=run,
-        phase=phase,
-        number=number,
-        model=choice.builder,
-        auditor_model=choice.auditor or "",
-        model_reason=choice.reason,
-    )
-    Phase.objects.filter(pk=phase.pk).update(attempt_count=number)
-    recorder.attempt = attempt
-    services.record_event(
-        run,
-        "attempt_started",
-        phase_id=phase.phase_id,
-        attempt=number,
-        model=choice.builder,
-        auditor=choice.auditor,
-        reason=choice.reason,
-    )
-    plan = AttemptPlan(
-        spec=_spec(run, phase),
-        number=number,
-        builder_model=choice.builder,
-        auditor_model=choice.auditor,
-        feedback=failed[-1].feedback if failed else "",
-    )
-    deps = AttemptDeps(
-        llm=llm,
-        workspace=workspace,
-        edit_format=edit_format(config.builder.edit_format),
-        gates=_gates(run, phase, workspace.root),
-        recorder=recorder,
-        limits=_limits(config),
-    )
-    try:
-        result = run_attempt(plan, deps)
-    except RunStopped as stop:
-        services.finish_attempt(attempt, AttemptState.FAILED, outcome=stop.outcome, error=str(stop))
-        raise
-    services.finish_attempt(
-        attempt,
-        AttemptState.PASSED if result.passed else AttemptState.FAILED,
-        outcome=result.outcome,
-        error=result.message,
-        feedback=result.feedback,
-        diff=result.diff,
-        changed_files=result.changed_files,
-        gate_results=result.gates,
-        auditor_verdict=result.auditor,
-        savepoint=result.savepoint,
-        failure_signature="" if result.passed else signature(result.outcome, result.message),
-        context_files=result.context_files,
-        omitted_files=result.omitted_files,
-        truncations=result.truncations,
-    )
-    _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
-
-
-def _after_attempt(run: Run, phase: Phase, attempt: Attempt, failures: int) -> None:
-    if attempt.state == AttemptState.PASSED:
-        services.transition_phase(phase, PhaseState.COMPLETE)
-        Run.objects.filter(pk=run.pk).update(last_savepoint=attempt.savepoint)
-    elif failures >= phase.max_attempts:
-        reason = f"phase {phase.phase_id} failed after {failures} attempt(s); last: {attempt.error}"
-        services.transition_phase(phase, PhaseState.FAILED, reason=attempt.error)
-        _finish(run, RunState.DONE_FAILED, FailureCode.PHASE_FAILED, reason)
-    else:
-        Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)
-    services.sync_tier_state(phase.tier)
-
-
-def _gates(run: Run, phase: Phase, root: Path) -> list:
-    gates: list = [DeliverablesGate(list(phase.deliverables))]
-    command = _test_command(run, phase, root)
-    if command:
-        gates.append(
-            TestGate(
-                command,
-                (run.baseline or {}).get(command, {}),
-                list(phase.acceptance_criteria),
-                settings.AUTOPACK_GATE_TIMEOUT,
-                _command_env(),
-            )
-        )
-    return gates
-
-
-def _limits(config: ModelsConfig) -> Limits:
-    return Limits(
-        max_output_tokens=config.builder.max_output_tokens,
-        max_output_tokens_limit=max(
-            config.builder.max_output_tokens, config.builder.max_output_tokens_limit
-        ),
-        context_chars=config.builder.context_chars,
-        fuzzy_threshold=config.builder.fuzzy_match_threshold,
-        auditor_max_tokens=config.auditor.max_output_tokens,
     )

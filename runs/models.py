@@ -63,6 +63,9 @@ class Run(models.Model):
     baseline = models.JSONField(null=True, blank=True, help_text="Test results at the base commit")
     worktree_path = models.CharField(max_length=1000, blank=True)
     last_savepoint = models.CharField(max_length=64, blank=True)
+    sandboxed = models.BooleanField(
+        null=True, blank=True, help_text="Whether gate commands run under bubblewrap"
+    )
     cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(
         default=0,

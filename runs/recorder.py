@@ -8,6 +8,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.db.models import F
 
+from governance.secrets import scrub, scrub_data
 from runs.engine.llm import CallRecord
 from runs.models import Attempt, Phase, Run
 from runs.services import record_event
@@ -73,10 +74,10 @@ class DjangoRecorder:
                     role=record.role,
                     provider=record.provider,
                     model=record.request.model,
-                    system_prompt=record.request.system,
-                    request_messages=record.request.messages,
+                    system_prompt=scrub(record.request.system),
+                    request_messages=scrub_data(record.request.messages),
                     max_tokens=record.request.max_tokens,
-                    response_text=response.text if response else "",
+                    response_text=scrub(response.text) if response else "",
                     prompt_tokens=response.prompt_tokens if response else None,
                     completion_tokens=response.completion_tokens if response else None,
                     total_tokens=response.total_tokens if response else None,
@@ -89,7 +90,7 @@ class DjangoRecorder:
                     status_code=record.status,
                     stop_reason=response.stop_reason if response else "",
                     duration_ms=round(record.duration * 1000),
-                    error=record.error,
+                    error=scrub(record.error),
                 ).id
         except DatabaseError as exc:
             logger.exception("could not store an LLM call of run %s", self.run.run_id)

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
+from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, Tier
 from telemetry.usage import attempt_usage
 
 
@@ -163,3 +163,24 @@ class ResumeSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: "unknown field" for name in sorted(unknown)})
         return attrs
+
+
+class IssueSerializer(serializers.ModelSerializer):
+    run_id = serializers.CharField(source="run.run_id", default=None, read_only=True)
+    phase_id = serializers.CharField(source="phase.phase_id", default=None, read_only=True)
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "scope",
+            "run_id",
+            "phase_id",
+            "severity",
+            "title",
+            "details",
+            "occurrence_count",
+            "first_seen",
+            "last_seen",
+            "status",
+        ]

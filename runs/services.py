@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from governance.secrets import scrub_data
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.routing import ModelConfigError, load_models_config
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
@@ -31,7 +32,7 @@ class ConcurrentChange(Exception):
 
 
 def record_event(run: Run, kind: str, **payload: Any) -> RunEvent:
-    return RunEvent.objects.create(run=run, kind=kind, payload=payload)
+    return RunEvent.objects.create(run=run, kind=kind, payload=scrub_data(payload))
 
 
 def _resolve_repository(config: RunConfig, base_dir: Path) -> str:
@@ -206,6 +207,12 @@ def transition_phase(phase: Phase, target: str, *, reason: str = "") -> None:
         state=target,
         reason=reason,
     )
+
+
+def move_attempt(attempt: Attempt, target: str, **fields: Any) -> None:
+    """Move an attempt between non-final states (awaiting approval, approved)."""
+    check_transition(AttemptState, "attempt", f"{attempt.number}", attempt.state, target)
+    _conditional_update(attempt, attempt.state, state=target, **fields)
 
 
 def finish_attempt(attempt: Attempt, target: str, **fields: Any) -> None:

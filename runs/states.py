@@ -71,14 +71,21 @@ class PhaseState:
 
 class AttemptState:
     RUNNING = "RUNNING"
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"  # its change waits for a person
+    APPROVED = "APPROVED"  # approved; the next step applies the change and verifies it
     PASSED = "PASSED"
     FAILED = "FAILED"
     ABANDONED = "ABANDONED"
 
-    CHOICES = [(s, s.title()) for s in (RUNNING, PASSED, FAILED, ABANDONED)]
+    CHOICES = [
+        (s, s.replace("_", " ").title())
+        for s in (RUNNING, AWAITING_APPROVAL, APPROVED, PASSED, FAILED, ABANDONED)
+    ]
     FINAL = (PASSED, FAILED, ABANDONED)
     TRANSITIONS = {
-        RUNNING: {PASSED, FAILED, ABANDONED},
+        RUNNING: {AWAITING_APPROVAL, PASSED, FAILED, ABANDONED},
+        AWAITING_APPROVAL: {APPROVED, FAILED},
+        APPROVED: {PASSED, FAILED},
         PASSED: set(),
         FAILED: set(),
         ABANDONED: set(),

@@ -25,15 +25,43 @@ def run_config(tmp_path: Path) -> dict:
 
 @pytest.fixture
 def alice(db):
-    return get_user_model().objects.create_user("alice", password="alice-password-1")
+    """Staff who may approve governance requests."""
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user("alice", password="alice-password-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="approve_governancerequest"))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_governancerequest", "view_run"])
+    )
+    return user
+
+
+@pytest.fixture
+def bob(db):
+    """Staff who may look at governance requests but not decide them."""
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user("bob", password="bob-password-1", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_governancerequest"))
+    return user
+
+
+@pytest.fixture
+def charlie(db):
+    """An account with no access to anything but the API's read side."""
+    return get_user_model().objects.create_user("charlie", password="charlie-password-1")
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
 
 
 @pytest.fixture
 def api(alice) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=alice)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return client
+    return token_client(alice)
 
 
 @pytest.fixture

@@ -4,14 +4,18 @@ to the last savepoint and says what the next attempt must fix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from runs.engine.auditor import VerdictError, parse_verdict
 from runs.engine.context import build_context
 from runs.engine.edits.apply import compute_changes
+from runs.engine.edits.diffs import changes_diff, count_lines
+from runs.engine.edits.search_replace import path_from_line
 from runs.engine.gates.deliverables import free_text
 from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import (
+    ApplyError,
     AttemptFailure,
     AttemptResult,
     AuditorRejection,
@@ -23,7 +27,14 @@ from runs.engine.outcomes import (
 )
 from runs.engine.policy import PathPolicy
 from runs.engine.prompts import AUDITOR_SYSTEM, BUILDER_SYSTEM, auditor_messages, builder_messages
-from runs.engine.protocols import Edit, EditFormat, Gate, Recorder
+from runs.engine.protocols import (
+    Edit,
+    EditFormat,
+    Gate,
+    Governance,
+    ProposedChange,
+    Recorder,
+)
 from runs.engine.spec import AttemptPlan
 from runs.engine.workspace import GitWorkspace
 
@@ -45,30 +56,30 @@ class AttemptDeps:
     gates: list[Gate]
     recorder: Recorder
     limits: Limits = Limits()
+    governance: Governance | None = None
 
 
 def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
+    """A new attempt: ask the Builder, apply its edits, then verify."""
+    return _guarded(plan, deps, lambda result: _build(plan, deps, result))
+
+
+def continue_approved(
+    plan: AttemptPlan, deps: AttemptDeps, diff: str, paths: list[str], base_commit: str
+) -> AttemptResult:
+    """An attempt whose change a person approved: apply exactly that diff, then verify."""
+    return _guarded(
+        plan, deps, lambda result: _apply_approved(plan, deps, result, diff, paths, base_commit)
+    )
+
+
+def _guarded(
+    plan: AttemptPlan, deps: AttemptDeps, change: Callable[[AttemptResult], None]
+) -> AttemptResult:
     result = AttemptResult(outcome=Outcome.PASSED)
     try:
-        reply = _builder_reply(plan, deps, result)
-        edits = deps.edit_format.parse(reply)
-        result.changed_files, method = _apply(edits, plan, deps)
-        result.diff = deps.workspace.diff(result.changed_files)
-        deps.recorder.event(
-            "apply_result",
-            phase_id=plan.spec.phase_id,
-            attempt=plan.number,
-            files=result.changed_files,
-            blocks=len(edits),
-            method=method,
-        )
-        _gates(deps, result)
-        if plan.auditor_model:
-            _review(plan, deps, result)
-        result.savepoint = deps.workspace.savepoint(_commit_message(plan), result.changed_files)
-        deps.recorder.event(
-            "savepoint", phase_id=plan.spec.phase_id, attempt=plan.number, commit=result.savepoint
-        )
+        change(result)
+        _verify(plan, deps, result)
         return result
     except AttemptFailure as failure:
         deps.workspace.rollback()
@@ -88,6 +99,69 @@ def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
     except RunStopped:
         deps.workspace.rollback()
         raise
+
+
+def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
+    reply = _builder_reply(plan, deps, result)
+    edits = deps.edit_format.parse(reply)
+    spec = plan.spec
+    policy = PathPolicy(
+        deps.workspace.root, spec.scope_paths, tuple(path for path, _ in spec.read_only_context)
+    )
+    checked = [replace(edit, path=policy.check(edit.path)) for edit in edits]
+    proposal = _propose(checked, deps, reply)
+    result.diff = proposal.diff
+    if deps.governance is not None:
+        deps.governance.review(proposal)
+    result.changed_files, method = _write(checked, deps)
+    _applied(plan, deps, result, method, blocks=len(edits))
+
+
+def _apply_approved(
+    plan: AttemptPlan,
+    deps: AttemptDeps,
+    result: AttemptResult,
+    diff: str,
+    paths: list[str],
+    base_commit: str,
+) -> None:
+    head = deps.workspace.head()
+    if head != base_commit:
+        raise ApplyError(
+            f"the worktree moved since approval was requested (HEAD was "
+            f"{base_commit[:10]}, now {head[:10]}); the approved change was not "
+            "applied"
+        )
+    if not deps.workspace.git_apply(diff):
+        raise ApplyError(
+            "the approved change no longer applies to the worktree; it was not applied"
+        )
+    result.changed_files = paths
+    _applied(plan, deps, result, "approved diff", blocks=0)
+
+
+def _applied(
+    plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult, method: str, blocks: int
+) -> None:
+    result.diff = deps.workspace.diff(result.changed_files)
+    deps.recorder.event(
+        "apply_result",
+        phase_id=plan.spec.phase_id,
+        attempt=plan.number,
+        files=result.changed_files,
+        blocks=blocks,
+        method=method,
+    )
+
+
+def _verify(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
+    _gates(deps, result)
+    if plan.auditor_model:
+        _review(plan, deps, result)
+    result.savepoint = deps.workspace.savepoint(_commit_message(plan), result.changed_files)
+    deps.recorder.event(
+        "savepoint", phase_id=plan.spec.phase_id, attempt=plan.number, commit=result.savepoint
+    )
 
 
 def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> str:
@@ -122,20 +196,45 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) 
         max_tokens = min(limits.max_output_tokens_limit, max_tokens * 2)
 
 
-def _apply(edits: list[Edit], plan: AttemptPlan, deps: AttemptDeps) -> tuple[list[str], str]:
-    """Write the edits after the path policy passed every one; returns the changed paths
-    and how they were applied."""
-    spec = plan.spec
-    policy = PathPolicy(
-        deps.workspace.root, spec.scope_paths, tuple(path for path, _ in spec.read_only_context)
+def _propose(checked: list[Edit], deps: AttemptDeps, reply: str) -> ProposedChange:
+    """The change as a diff, computed without writing anything."""
+    if all(edit.patch for edit in checked):
+        diff = "".join(dict.fromkeys(edit.patch for edit in checked))
+    else:
+        originals = {edit.path: deps.workspace.read_text(edit.path) for edit in checked}
+        changes = compute_changes(checked, deps.workspace.read_text, deps.limits.fuzzy_threshold)
+        diff = changes_diff(changes, originals)
+    added, removed = count_lines(diff)
+    return ProposedChange(
+        diff=diff,
+        paths=sorted({edit.path for edit in checked}),
+        lines_added=added,
+        lines_removed=removed,
+        reason=stated_reason(reply),
+        base_commit=deps.workspace.head(),
     )
-    checked = [replace(edit, path=policy.check(edit.path)) for edit in edits]
+
+
+def _write(checked: list[Edit], deps: AttemptDeps) -> tuple[list[str], str]:
+    """Write edits the path policy has passed; returns the changed paths and the method."""
     patches = list(dict.fromkeys(edit.patch for edit in checked))
     if all(edit.patch for edit in checked) and deps.workspace.git_apply("".join(patches)):
         return sorted({edit.path for edit in checked}), "git apply"
     changes = compute_changes(checked, deps.workspace.read_text, deps.limits.fuzzy_threshold)
     deps.workspace.write(changes)
     return sorted(changes), "matcher"
+
+
+def stated_reason(reply: str, limit: int = 1000) -> str:
+    """The Builder's prose before its first edit: why it is making the change."""
+    prose = []
+    for line in reply.splitlines():
+        if line.lstrip().startswith(("```", "<<<<<<<", "--- ", "diff --git")):
+            break
+        prose.append(line)
+    while prose and path_from_line(prose[-1]):
+        prose.pop()  # the file path that introduces the first block
+    return "\n".join(prose).strip()[:limit]
 
 
 def _gates(deps: AttemptDeps, result: AttemptResult) -> None:

@@ -95,6 +95,17 @@ class EnvironmentProblem(RunStopped):
     outcome = "environment"
 
 
+class AwaitingApproval(RunStopped):
+    """The change waits for a person; the attempt continues once it is decided."""
+
+    outcome = "awaiting_approval"
+
+    def __init__(self, request_id: int, diff: str, summary: str) -> None:
+        super().__init__(summary)
+        self.request_id = request_id
+        self.diff = diff
+
+
 @dataclass
 class AttemptResult:
     outcome: str

@@ -93,6 +93,23 @@ class Gate(Protocol):
     def check(self, workspace: Workspace) -> GateResult: ...
 
 
+@dataclass(frozen=True)
+class ProposedChange:
+    """What an attempt wants to write, before anything is written."""
+
+    diff: str
+    paths: list[str]
+    lines_added: int
+    lines_removed: int
+    reason: str  # the Builder's own words around its edits
+    base_commit: str
+
+
+class Governance(Protocol):
+    def review(self, change: ProposedChange) -> None:
+        """Return to let the change through; raise AwaitingApproval to hold it."""
+
+
 class Recorder(Protocol):
     def event(self, kind: str, **payload: Any) -> None: ...
 

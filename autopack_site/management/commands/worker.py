@@ -20,4 +20,13 @@ class Command(BaseCommand):
                 "repeats": -1,
             },
         )
+        Schedule.objects.update_or_create(
+            name="autopack: expire governance requests",
+            defaults={
+                "func": "governance.services.expire_requests",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+            },
+        )
         call_command("qcluster")

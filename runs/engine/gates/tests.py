@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from runs.engine.commands import run_command
 from runs.engine.protocols import GateResult, Workspace
+from runs.engine.sandbox import wrap as sandboxed
 
 TEST_ID = re.compile(r"^[\w./-]+\.py::[\w\[\]:.-]+$")
 FEEDBACK_CHARS = 6000
@@ -75,9 +77,11 @@ def _read_junit(path: Path, run: TestRun) -> None:
             run.failing[name] = message.strip()
 
 
-def run_tests(command: str, root: Path, timeout: float, env: dict[str, str] | None) -> TestRun:
-    handle, junit_path = tempfile.mkstemp(suffix=".xml", prefix="autopack-junit-")
-    os.close(handle)
+def run_tests(
+    command: str, root: Path, timeout: float, env: dict[str, str] | None, sandbox: bool = False
+) -> TestRun:
+    report_dir = Path(tempfile.mkdtemp(prefix="autopack-junit-"))
+    junit_path = report_dir / "report.xml"
     env = dict(os.environ if env is None else env)
     # Through the environment, pytest writes its report however the command invokes it
     # (plainly, through make or a script); other runners ignore the variable.
@@ -85,7 +89,8 @@ def run_tests(command: str, root: Path, timeout: float, env: dict[str, str] | No
         f"{env.get('PYTEST_ADDOPTS', '')} -p no:cacheprovider --junitxml={junit_path}"
     ).strip()
     try:
-        result = run_command(command, root, timeout, env)
+        argv = sandboxed(command, root, env, writable=(report_dir,)) if sandbox else command
+        result = run_command(argv, root, timeout, None if sandbox else env)
         run = TestRun(
             command=command,
             exit_code=result.exit_code,
@@ -94,12 +99,12 @@ def run_tests(command: str, root: Path, timeout: float, env: dict[str, str] | No
             duration=result.duration,
             junit=False,
         )
-        if os.path.getsize(junit_path):
-            _read_junit(Path(junit_path), run)
+        if junit_path.exists() and junit_path.stat().st_size:
+            _read_junit(junit_path, run)
             run.junit = True
         return run
     finally:
-        os.unlink(junit_path)
+        shutil.rmtree(report_dir, ignore_errors=True)
 
 
 class TestGate:
@@ -112,15 +117,18 @@ class TestGate:
         required: list[str],
         timeout: float,
         env: dict[str, str] | None = None,
+        sandbox: bool = False,
     ) -> None:
         self.command = command
         self.baseline = baseline
         self.required = [normalise_test_id(t) for t in required if is_test_id(t)]
         self.timeout = timeout
         self.env = env
+        self.sandbox = sandbox
+        self.sandbox = sandbox
 
     def check(self, workspace: Workspace) -> GateResult:
-        run = run_tests(self.command, workspace.root, self.timeout, self.env)
+        run = run_tests(self.command, workspace.root, self.timeout, self.env, self.sandbox)
         problems = self._problems(run)
         details = {
             "command": run.command,

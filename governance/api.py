@@ -1,0 +1,110 @@
+"""REST: the approval queue. Deciding needs governance.approve_governancerequest."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from governance import services
+from governance.models import GovernanceRequest
+
+
+class GovernanceRequestSerializer(serializers.ModelSerializer):
+    run_id = serializers.CharField(source="run.run_id", read_only=True)
+    phase_id = serializers.CharField(source="phase.phase_id", read_only=True)
+    attempt = serializers.IntegerField(source="attempt.number", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = GovernanceRequest
+        fields = [
+            "id",
+            "run_id",
+            "phase_id",
+            "attempt",
+            "kind",
+            "risk",
+            "risk_reasons",
+            "diff",
+            "paths",
+            "protected_paths",
+            "lines_added",
+            "lines_removed",
+            "reason",
+            "base_commit",
+            "state",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "auto_policy",
+            "created_at",
+        ]
+
+
+class DecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CanDecide(BasePermission):
+    message = "You may view governance requests but not approve or deny them."
+
+    def has_permission(self, request, view) -> bool:
+        if view.action in ("approve", "deny"):
+            return request.user.has_perm("governance.approve_governancerequest")
+        return True
+
+
+class GovernanceRequestViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = GovernanceRequestSerializer
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, CanDecide]
+
+    def get_queryset(self) -> QuerySet[GovernanceRequest]:
+        requests = GovernanceRequest.objects.select_related("run", "phase", "attempt", "decided_by")
+        if state := self.request.query_params.get("state"):
+            requests = requests.filter(state=state)
+        if run_id := self.request.query_params.get("run"):
+            requests = requests.filter(run__run_id=run_id)
+        return requests
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=[s for s, _ in GovernanceRequest.State.choices]),
+            OpenApiParameter("run", str, description="Only this run_id"),
+        ]
+    )
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._decide(
+            request, lambda obj, reason: services.approve(obj, request.user, reason)
+        )
+
+    @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def deny(self, request: Request, pk: str) -> Response:
+        return self._decide(request, lambda obj, reason: services.deny(obj, request.user, reason))
+
+    def _decide(self, request: Request, decide) -> Response:
+        obj = self.get_object()
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            decide(obj, body.validated_data["reason"])
+        except services.DecisionError as exc:
+            conflict = not obj.is_pending or "already" in str(exc)
+            return Response(
+                {"detail": str(exc)},
+                status=status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST,
+            )
+        obj.refresh_from_db()
+        return Response(GovernanceRequestSerializer(obj).data)

@@ -1,0 +1,132 @@
+"""Approvals of protected changes, learned rules, and notification deliveries."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class GovernanceRequest(models.Model):
+    class Kind(models.TextChoices):
+        PROTECTED_PATH = "protected_path", "protected path"
+        APPROVAL_REQUIRED = "approval_required", "phase requires approval"
+        LARGE_DELETION = "large_deletion", "large deletion"
+
+    class Risk(models.TextChoices):
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        EXPIRED = "expired"
+
+    run = models.ForeignKey(
+        "runs.Run", on_delete=models.CASCADE, related_name="governance_requests"
+    )
+    phase = models.ForeignKey(
+        "runs.Phase", on_delete=models.CASCADE, related_name="governance_requests"
+    )
+    attempt = models.OneToOneField(
+        "runs.Attempt", on_delete=models.CASCADE, related_name="governance_request"
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    risk = models.CharField(max_length=10, choices=Risk.choices)
+    risk_reasons = models.JSONField(default=list)
+    diff = models.TextField(help_text="The exact change that is applied when approved")
+    paths = models.JSONField(default=list, help_text="Every path the change touches")
+    protected_paths = models.JSONField(default=list, help_text="The protected ones among them")
+    lines_added = models.PositiveIntegerField()
+    lines_removed = models.PositiveIntegerField()
+    reason = models.TextField(blank=True, help_text="The Builder's stated reason")
+    base_commit = models.CharField(max_length=64, help_text="Worktree HEAD the diff applies to")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    auto_policy = models.CharField(
+        max_length=200, blank=True, help_text="The policy that decided, when no person did"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("approve_governancerequest", "Can approve or deny governance requests")]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()} in {self.run.run_id}/{self.phase.phase_id}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.state == self.State.PENDING
+
+
+class LearnedRule(models.Model):
+    class Source(models.TextChoices):
+        AUTO = "auto"
+        MANUAL = "manual"
+
+    project = models.ForeignKey(
+        "runs.Project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="learned_rules",
+        help_text="Empty: applies to every project",
+    )
+    signature = models.CharField(max_length=40, help_text="Normalised failure signature")
+    failure = models.TextField(help_text="The failure, normalised")
+    hint = models.TextField(help_text="What the Builder is told")
+    category = models.CharField(
+        max_length=100, blank=True, help_text="Only phases of this category (empty: any)"
+    )
+    paths = models.JSONField(
+        default=list, blank=True, help_text="Only phases whose scope overlaps these (empty: any)"
+    )
+    occurrences = models.PositiveIntegerField(default=1)
+    enabled = models.BooleanField(default=False)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.AUTO)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-occurrences", "-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "signature"], name="rule_signature_unique_per_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.hint[:80]
+
+
+class NotificationDelivery(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    target = models.CharField(max_length=200, help_text="Target name from the configuration")
+    event = models.CharField(max_length=50)
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    payload = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.target}: {self.state}"

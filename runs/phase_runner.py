@@ -1,0 +1,239 @@
+"""One attempt at a phase, from the Django side: choose the models, build the engine's
+dependencies, run the attempt (or continue an approved one), and store what happened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+
+from governance import backlog, rules
+from governance.config import load_governance
+from governance.gatekeeper import Gatekeeper
+from governance.notifications import notify
+from governance.secrets import command_env, scrub, scrub_data
+from runs import services
+from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
+from runs.engine.edits import edit_format
+from runs.engine.escalation import choose
+from runs.engine.gates.deliverables import DeliverablesGate
+from runs.engine.gates.tests import TestGate
+from runs.engine.llm import LLMCaller
+from runs.engine.outcomes import AttemptResult, AwaitingApproval, RunStopped
+from runs.engine.routing import ModelConfigError, ModelsConfig
+from runs.engine.signature import signature
+from runs.engine.spec import AttemptPlan, PhaseSpec
+from runs.engine.toolchains import detect_test_command
+from runs.engine.workspace import GitWorkspace
+from runs.models import Attempt, Phase, Run
+from runs.providers import configured_providers, override_for
+from runs.recorder import DjangoRecorder
+from runs.states import AttemptState, FailureCode, PhaseState, RunState
+from telemetry.budgets import budget_for, check_health
+
+
+class PhaseFailed(Exception):
+    """The phase ran out of attempts; the run ends DONE_FAILED / phase_failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.code = FailureCode.PHASE_FAILED
+
+
+def test_command(run: Run, phase: Phase, root: Path) -> str | None:
+    return phase.test_command or run.project.test_command or detect_test_command(root)
+
+
+def attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: ModelsConfig) -> None:
+    if phase.state == PhaseState.QUEUED:
+        services.transition_phase(phase, PhaseState.EXECUTING)
+        services.sync_tier_state(phase.tier)
+    failed = list(phase.attempts.filter(state=AttemptState.FAILED).order_by("number"))
+    approved = phase.attempts.filter(state=AttemptState.APPROVED).first()
+    if approved is None and len(failed) >= phase.max_attempts:
+        _fail_phase(run, phase, failed[-1])  # e.g. the last attempt was denied
+        return
+    check_health(run)
+    choice = choose(config, phase.complexity, len(failed) - (1 if approved else 0))
+    recorder = DjangoRecorder(run, phase)
+    llm = LLMCaller(
+        configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
+    )
+    llm.provider_for(choice.builder)  # no attempt without a provider to make it
+    if choice.auditor:
+        llm.provider_for(choice.auditor)
+    attempt = approved or _new_attempt(run, phase, choice)
+    recorder.attempt = attempt
+    previous = [a for a in failed if a.number < attempt.number]
+    plan = AttemptPlan(
+        spec=_spec(run, phase),
+        number=attempt.number,
+        builder_model=attempt.model,
+        auditor_model=attempt.auditor_model or None,
+        feedback=previous[-1].feedback if previous else "",
+        hints=tuple(rules.hints_for(run, phase)),
+    )
+    deps = AttemptDeps(
+        llm=llm,
+        workspace=workspace,
+        edit_format=edit_format(config.builder.edit_format),
+        gates=_gates(run, phase, workspace.root),
+        recorder=recorder,
+        limits=_limits(config),
+        governance=_gatekeeper(run, phase, attempt),
+    )
+    try:
+        if approved:
+            request = approved.governance_request
+            result = continue_approved(plan, deps, request.diff, request.paths, request.base_commit)
+        else:
+            result = run_attempt(plan, deps)
+    except AwaitingApproval as held:
+        _hold(run, phase, attempt, held)
+        return
+    except RunStopped as stop:
+        services.finish_attempt(
+            attempt, AttemptState.FAILED, outcome=stop.outcome, error=scrub(str(stop))
+        )
+        raise
+    _store(attempt, result)
+    _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
+
+
+def _new_attempt(run: Run, phase: Phase, choice) -> Attempt:
+    number = phase.attempts.count() + 1
+    attempt = Attempt.objects.create(
+        run=run,
+        phase=phase,
+        number=number,
+        model=choice.builder,
+        auditor_model=choice.auditor or "",
+        model_reason=choice.reason,
+    )
+    Phase.objects.filter(pk=phase.pk).update(attempt_count=number)
+    services.record_event(
+        run,
+        "attempt_started",
+        phase_id=phase.phase_id,
+        attempt=number,
+        model=choice.builder,
+        auditor=choice.auditor,
+        reason=choice.reason,
+    )
+    return attempt
+
+
+def _gatekeeper(run: Run, phase: Phase, attempt: Attempt) -> Gatekeeper:
+    from runs.engine.outcomes import EnvironmentProblem
+
+    try:
+        return Gatekeeper(run, phase, attempt, load_governance())
+    except ModelConfigError as exc:
+        raise EnvironmentProblem(str(exc)) from None
+
+
+def _hold(run: Run, phase: Phase, attempt: Attempt, held: AwaitingApproval) -> None:
+    services.move_attempt(
+        attempt, AttemptState.AWAITING_APPROVAL, outcome="awaiting_approval", diff=scrub(held.diff)
+    )
+    services.transition_phase(phase, PhaseState.AWAITING_APPROVAL)
+    services.transition_run(run, RunState.AWAITING_APPROVAL, reason=str(held))
+    notify(
+        "approval_needed",
+        run,
+        f"phase {phase.phase_id} waits for approval: {held}",
+        phase_id=phase.phase_id,
+        request=held.request_id,
+    )
+
+
+def _store(attempt: Attempt, result: AttemptResult) -> None:
+    services.finish_attempt(
+        attempt,
+        AttemptState.PASSED if result.passed else AttemptState.FAILED,
+        outcome=result.outcome,
+        error=scrub(result.message),
+        feedback=scrub(result.feedback),
+        diff=scrub(result.diff),
+        changed_files=result.changed_files,
+        gate_results=scrub_data(result.gates),
+        auditor_verdict=scrub_data(result.auditor),
+        savepoint=result.savepoint,
+        failure_signature="" if result.passed else signature(result.outcome, result.message),
+        context_files=result.context_files or attempt.context_files,
+        omitted_files=result.omitted_files or attempt.omitted_files,
+        truncations=result.truncations,
+    )
+
+
+def _after_attempt(run: Run, phase: Phase, attempt: Attempt, failures: int) -> None:
+    if attempt.state == AttemptState.PASSED:
+        services.transition_phase(phase, PhaseState.COMPLETE)
+        Run.objects.filter(pk=run.pk).update(last_savepoint=attempt.savepoint)
+        rules.learn(run, phase, attempt)
+    else:
+        backlog.record_failure(attempt)
+        if failures >= phase.max_attempts:
+            _fail_phase(run, phase, attempt)
+        else:
+            Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)
+    services.sync_tier_state(phase.tier)
+
+
+def _fail_phase(run: Run, phase: Phase, last: Attempt) -> None:
+    services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
+    services.sync_tier_state(phase.tier)
+    notify(
+        "phase_failed",
+        run,
+        f"phase {phase.phase_id} failed: {last.error[:300]}",
+        phase_id=phase.phase_id,
+    )
+    raise PhaseFailed(
+        f"phase {phase.phase_id} failed after {last.number} attempt(s); last: {last.error}"
+    )
+
+
+def _spec(run: Run, phase: Phase) -> PhaseSpec:
+    return PhaseSpec(
+        run_id=run.run_id,
+        phase_id=phase.phase_id,
+        goal=run.goal,
+        task_name=phase.name,
+        description=phase.description,
+        category=phase.category,
+        complexity=phase.complexity,
+        scope_paths=tuple(phase.scope_paths),
+        read_only_context=tuple((c["path"], c.get("reason", "")) for c in phase.read_only_context),
+        deliverables=tuple(phase.deliverables),
+        acceptance_criteria=tuple(phase.acceptance_criteria),
+    )
+
+
+def _gates(run: Run, phase: Phase, root: Path) -> list:
+    gates: list = [DeliverablesGate(list(phase.deliverables))]
+    command = test_command(run, phase, root)
+    if command:
+        gates.append(
+            TestGate(
+                command,
+                (run.baseline or {}).get(command, {}),
+                list(phase.acceptance_criteria),
+                settings.AUTOPACK_GATE_TIMEOUT,
+                command_env(),
+                sandbox=bool(run.sandboxed),
+            )
+        )
+    return gates
+
+
+def _limits(config: ModelsConfig) -> Limits:
+    return Limits(
+        max_output_tokens=config.builder.max_output_tokens,
+        max_output_tokens_limit=max(
+            config.builder.max_output_tokens, config.builder.max_output_tokens_limit
+        ),
+        context_chars=config.builder.context_chars,
+        fuzzy_threshold=config.builder.fuzzy_match_threshold,
+        auditor_max_tokens=config.auditor.max_output_tokens,
+    )
