@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
 SYSTEM_STAMP := $(VENV)/.system-packages
 
-.PHONY: up test lint clean-db
+.PHONY: up test lint
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -13,6 +13,7 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from governance.secrets import scrub_data
+from runs import live
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.routing import ModelConfigError, load_models_config
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
@@ -32,7 +33,10 @@ class ConcurrentChange(Exception):
 
 
 def record_event(run: Run, kind: str, **payload: Any) -> RunEvent:
-    return RunEvent.objects.create(run=run, kind=kind, payload=scrub_data(payload))
+    event = RunEvent.objects.create(run=run, kind=kind, payload=scrub_data(payload))
+    # Announce only once the event is visible to other processes.
+    transaction.on_commit(lambda: live.publish(run.run_id, event.id, kind))
+    return event
 
 
 def _resolve_repository(config: RunConfig, base_dir: Path) -> str:

@@ -14,6 +14,30 @@ from rest_framework.test import APIClient
 EXAMPLE_CONFIG = json.loads((Path(__file__).parent / "fixtures" / "notes_search.json").read_text())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _channel_layer_on_the_test_database(django_db_setup, django_db_blocker):
+    """pytest-django renames the database for tests; the channel layer's own connection
+    settings were copied before that, so point them at the test database too."""
+    from channels.layers import channel_layers
+    from django.conf import settings
+    from django.db import connections
+
+    layer = settings.CHANNEL_LAYERS["default"]
+    if not layer["BACKEND"].startswith("channels_postgres"):
+        yield
+        return
+    layer["CONFIG"]["NAME"] = connections["default"].settings_dict["NAME"]
+    channel_layers.backends.clear()
+    yield
+    # The layer keeps pooled and listening connections on event loops that are gone by
+    # now; end them so the test database can be dropped.
+    with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def run_config(tmp_path: Path) -> dict:
     config = copy.deepcopy(EXAMPLE_CONFIG)

@@ -1,0 +1,168 @@
+"""Dashboard pages for runs and projects. Thin: load, call a service, render."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from runs import dashboard, services
+from runs.config import ConfigError
+from runs.models import Project, Run
+from runs.states import IllegalTransition, RunState
+
+
+@login_required
+def runs_list(request: HttpRequest) -> HttpResponse:
+    runs = Run.objects.all()
+    state, project = request.GET.get("state", ""), request.GET.get("project", "")
+    if state:
+        runs = runs.filter(state=state)
+    if project:
+        runs = runs.filter(project__name=project)
+    page = Paginator(dashboard.runs_with_progress(runs), 50).get_page(request.GET.get("page"))
+    rows = [
+        {"run": run, "current": dashboard.current_step(run), "elapsed": dashboard.elapsed(run)}
+        for run in page
+    ]
+    return render(
+        request,
+        "runs/list.html",
+        {
+            "rows": rows,
+            "page": page,
+            "states": RunState.CHOICES,
+            "state": state,
+            "projects": Project.objects.values_list("name", flat=True),
+            "project": project,
+            "live": not state and not project and page.number == 1,
+        },
+    )
+
+
+@login_required
+def runs_fragment(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(dashboard.list_fragment(Run.objects.all()))
+
+
+@login_required
+def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("project", "created_by"), run_id=run_id)
+    lines, last_id = dashboard.log_lines(run)
+    return render(
+        request,
+        "runs/detail.html",
+        {**dashboard.run_context(run, request.user), "lines": lines, "last_event": last_id},
+    )
+
+
+@login_required
+def run_fragments(request: HttpRequest, run_id: str) -> JsonResponse:
+    run = get_object_or_404(Run, run_id=run_id)
+    try:
+        after = int(request.GET.get("after", 0))
+    except ValueError:
+        return JsonResponse({"detail": "after must be an event id"}, status=400)
+    return JsonResponse(dashboard.fragments(run, request.user, after))
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = get_object_or_404(Run, run_id=run_id)
+    if not dashboard.can_cancel(request.user, run):
+        return HttpResponseForbidden("You may not cancel this run.")
+    try:
+        done = services.cancel_run(run, by=request.user.get_username())
+    except IllegalTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            "Run cancelled."
+            if done
+            else "Cancelling: the run stops at its next step, at its last savepoint.",
+        )
+    return redirect("run-detail", run_id=run.run_id)
+
+
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, run_id: str) -> HttpResponse:
+    run = get_object_or_404(Run, run_id=run_id)
+    if not dashboard.can_resume(request.user, run):
+        return HttpResponseForbidden("You may not resume this run.")
+    options: dict = {}
+    try:
+        for field in ("token_cap", "max_duration_minutes", "extra_attempts"):
+            if request.POST.get(field):
+                options[field] = int(request.POST[field])
+        if request.POST.get("cost_cap"):
+            options["cost_cap"] = Decimal(request.POST["cost_cap"])
+        services.resume_run(run, by=request.user.get_username(), **options)
+    except (ValueError, InvalidOperation, services.ResumeError, IllegalTransition) as exc:
+        messages.error(request, f"Not resumed: {exc}")
+    else:
+        messages.success(request, "Resumed from the last savepoint.")
+    return redirect("run-detail", run_id=run.run_id)
+
+
+@login_required
+def new_run(request: HttpRequest) -> HttpResponse:
+    text, errors = "", []
+    if request.method == "POST":
+        upload = request.FILES.get("config_file")
+        text = (
+            upload.read().decode("utf-8", errors="replace")
+            if upload
+            else request.POST.get("config", "")
+        )
+        try:
+            data = json.loads(text)
+            run = services.create_run(data, created_by=request.user)
+        except json.JSONDecodeError as exc:
+            errors = [
+                {
+                    "path": f"line {exc.lineno}, column {exc.colno}",
+                    "message": f"not valid JSON: {exc.msg}",
+                }
+            ]
+        except ConfigError as exc:
+            errors = exc.errors
+        except services.DuplicateRun as exc:
+            errors = [{"path": "run_id", "message": f"{exc}; choose another run_id"}]
+        else:
+            return redirect("run-detail", run_id=run.run_id)
+    return render(
+        request, "runs/new.html", {"text": text, "errors": errors}, status=400 if errors else 200
+    )
+
+
+@login_required
+def projects_list(request: HttpRequest) -> HttpResponse:
+    from django.db.models import Count, Q
+
+    projects = Project.objects.annotate(
+        run_count=Count("runs", distinct=True),
+        open_issues=Count("issues", filter=Q(issues__status="open"), distinct=True),
+    )
+    return render(request, "runs/projects.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(Project, pk=pk)
+    rows = [
+        {"run": run, "current": dashboard.current_step(run), "elapsed": dashboard.elapsed(run)}
+        for run in dashboard.runs_with_progress(project.runs.all())[:100]
+    ]
+    issues = project.issues.filter(status="open").select_related("run", "phase")[:200]
+    return render(
+        request, "runs/project.html", {"project": project, "rows": rows, "issues": issues}
+    )
