@@ -46,6 +46,23 @@ def describe(event: RunEvent) -> str | None:
                 + (f" by {p['by']}" if p.get("by") else "")
                 + (f": {p['reason']}" if p.get("reason") else "")
             )
+        case "context":
+            omitted = f", {len(p['omitted'])} left out" if p.get("omitted") else ""
+            return f"  context: {len(p['included'])} file(s){omitted}"
+        case "truncated":
+            return f"  reply cut off at {p['max_tokens']} tokens; asking again with more room"
+        case "max_tokens_lowered":
+            return f"  {p['role']} output allowance lowered to {p['allowed']} to fit the budget"
+        case "attempt_abandoned":
+            return f"phase {p['phase_id']} attempt {p['attempt']} abandoned (worker stopped)"
+        case "large_deletion":
+            return f"  large deletion: {p['net_deleted_lines']} lines net"
+        case "cancel_requested":
+            return f"cancel requested by {p['by'] or 'someone'}"
+        case "run_resumed":
+            return f"run resumed by {p['by'] or 'someone'}"
+        case "run_finished":
+            return f"run finished: {p['state']} ({p['tokens_used']} tokens)"
         case "warning":
             return f"warning: {p['message']}"
         case "run_state":
