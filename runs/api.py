@@ -16,6 +16,7 @@ from runs.models import Project, Run
 from runs.serializers import (
     ConfigErrorSerializer,
     IssueSerializer,
+    LlmCallSerializer,
     ProjectSerializer,
     ResumeSerializer,
     RunEventSerializer,
@@ -120,6 +121,14 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         run.refresh_from_db()
         return Response(RunSummarySerializer(run).data)
+
+    @extend_schema(responses=LlmCallSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="llm-calls")
+    def llm_calls(self, request: Request, run_id: str) -> Response:
+        """The run's model calls with their usage and cost (prompts stay in admin)."""
+        calls = self.get_object().llm_calls.select_related("phase", "attempt")
+        page = self.paginate_queryset(calls)
+        return self.get_paginated_response(LlmCallSerializer(page, many=True).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Return events after this id")],

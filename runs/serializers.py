@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, Tier
+from telemetry.models import LlmCall
 from telemetry.usage import attempt_usage
 
 
@@ -117,6 +118,7 @@ class RunSummarySerializer(serializers.ModelSerializer):
             "provider",
             "last_savepoint",
             "cancel_requested",
+            "sandboxed",
             "created_by",
             "created_at",
             "started_at",
@@ -184,3 +186,15 @@ class IssueSerializer(serializers.ModelSerializer):
             "last_seen",
             "status",
         ]
+
+
+class LlmCallSerializer(serializers.ModelSerializer):
+    phase_id = serializers.CharField(source="phase.phase_id", default=None, read_only=True)
+    attempt = serializers.IntegerField(source="attempt.number", default=None, read_only=True)
+
+    class Meta:
+        model = LlmCall
+        fields = ["id", "phase_id", "attempt", "role", "provider", "model", "max_tokens",
+                  "prompt_tokens", "completion_tokens", "total_tokens", "cache_read_tokens",
+                  "cache_write_tokens", "charged_tokens", "cost_usd", "stop_reason",
+                  "duration_ms", "error", "created_at"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from runs.executor import execute_step
 from runs.models import Run
@@ -38,6 +39,12 @@ PRICES = {
         "anthropic/claude-b": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
     }
 }
+def _someone():
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("reader")
+
+
 UNMATCHED = block("inventory/stock.py", "def nothing_like_this():\n    pass\n", "x = 1\n")
 
 
@@ -92,6 +99,11 @@ def test_cost_is_exact_for_both_providers_including_cached_tokens(priced, fake_l
     run = drive(start(one_phase(repo)))
 
     builder, auditor = LlmCall.objects.filter(run=run).order_by("id")
+    listed = APIClient()
+    listed.force_authenticate(run.created_by or _someone())
+    calls = listed.get(f"/api/runs/{run.run_id}/llm-calls/").json()["results"]
+    assert [(c["role"], c["cost_usd"]) for c in calls] == [("builder", "0.00871500"),
+                                                           ("auditor", "0.00094900")]
     # (1200 x 3 + 300 x 15 + 800 x 0.30 + 100 x 3.75) / 1e6
     assert builder.cost_usd == Decimal("0.008715")
     # ((900 - 512) x 1.25 + 512 x 0.125 + 40 x 10) / 1e6
