@@ -7,11 +7,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from runs.engine.routing import ModelConfigError
+from runs.engine.configfile import load_config_file
 
 EVENTS = ("approval_needed", "run_finished", "phase_failed", "large_deletion")
 _ENV = re.compile(r"\$\{(\w+)\}")
@@ -63,19 +62,6 @@ class GovernanceConfig(_Strict):
 
 
 def load_governance() -> GovernanceConfig:
-    path = Path(settings.AUTOPACK_GOVERNANCE)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ModelConfigError(f"cannot read governance config {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"{path} is not valid YAML: {exc}") from None
-    try:
-        return GovernanceConfig.model_validate(data or {})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(p) for p in error["loc"])
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{key}: {message.removeprefix('Value error, ')}")
-        raise ModelConfigError(f"{path}: " + "; ".join(problems)) from None
+    return load_config_file(
+        Path(settings.AUTOPACK_GOVERNANCE), GovernanceConfig, "governance config"
+    )

@@ -21,9 +21,10 @@ from governance.notifications import notify
 from governance.secrets import command_env
 from runs import services
 from runs.config import is_git_url
+from runs.engine.configfile import ConfigFileError
 from runs.engine.gates.tests import run_tests
 from runs.engine.outcomes import BudgetExhausted, Cancelled, EnvironmentProblem
-from runs.engine.routing import ModelConfigError, ModelsConfig, load_models_config
+from runs.engine.routing import ModelsConfig, load_models_config
 from runs.engine.sandbox import bubblewrap
 from runs.engine.workspace import GitWorkspace
 from runs.models import Phase, Run
@@ -169,7 +170,7 @@ def _over_time(run: Run) -> bool:
 def _models_config() -> ModelsConfig:
     try:
         return load_models_config(Path(settings.AUTOPACK_MODELS))
-    except ModelConfigError as exc:
+    except ConfigFileError as exc:
         raise EnvironmentProblem(str(exc)) from None
 
 

@@ -14,13 +14,14 @@ from governance.notifications import notify
 from governance.secrets import command_env, scrub, scrub_data
 from runs import services
 from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
+from runs.engine.configfile import ConfigFileError
 from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
 from runs.engine.gates.deliverables import DeliverablesGate
 from runs.engine.gates.tests import TestGate
 from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import AttemptResult, AwaitingApproval, RunStopped
-from runs.engine.routing import ModelConfigError, ModelsConfig
+from runs.engine.routing import ModelsConfig
 from runs.engine.signature import signature
 from runs.engine.spec import AttemptPlan, PhaseSpec
 from runs.engine.toolchains import detect_test_command
@@ -128,7 +129,7 @@ def _gatekeeper(run: Run, phase: Phase, attempt: Attempt) -> Gatekeeper:
 
     try:
         return Gatekeeper(run, phase, attempt, load_governance())
-    except ModelConfigError as exc:
+    except ConfigFileError as exc:
         raise EnvironmentProblem(str(exc)) from None
 
 

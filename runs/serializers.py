@@ -194,7 +194,23 @@ class LlmCallSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LlmCall
-        fields = ["id", "phase_id", "attempt", "role", "provider", "model", "max_tokens",
-                  "prompt_tokens", "completion_tokens", "total_tokens", "cache_read_tokens",
-                  "cache_write_tokens", "charged_tokens", "cost_usd", "stop_reason",
-                  "duration_ms", "error", "created_at"]
+        fields = [
+            "id",
+            "phase_id",
+            "attempt",
+            "role",
+            "provider",
+            "model",
+            "max_tokens",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "charged_tokens",
+            "cost_usd",
+            "stop_reason",
+            "duration_ms",
+            "error",
+            "created_at",
+        ]

@@ -15,7 +15,8 @@ from django.utils import timezone
 from governance.secrets import scrub_data
 from runs import live
 from runs.config import ConfigError, RunConfig, parse_run_config
-from runs.engine.routing import ModelConfigError, load_models_config
+from runs.engine.configfile import ConfigFileError
+from runs.engine.routing import load_models_config
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
 from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
 
@@ -101,7 +102,7 @@ def create_run(
 def _default_max_attempts() -> int:
     try:
         models = load_models_config(Path(settings.AUTOPACK_MODELS))
-    except ModelConfigError as exc:
+    except ConfigFileError as exc:
         raise ConfigError(
             [
                 {

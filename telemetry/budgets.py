@@ -8,9 +8,9 @@ from django.conf import settings
 from django.db.models import Q
 
 from runs.engine.budget import Allowance, Budget
+from runs.engine.configfile import ConfigFileError
 from runs.engine.outcomes import BudgetExhausted, EnvironmentProblem
 from runs.engine.pricing import load_prices
-from runs.engine.routing import ModelConfigError
 from runs.models import Attempt, Phase, Run
 from runs.states import AttemptState
 from telemetry.models import LlmCall
@@ -21,7 +21,7 @@ PATCH_FAILURES = ("apply_error", "format_error")
 def budget_for(run: Run, phase: Phase) -> Budget:
     try:
         prices = load_prices(Path(settings.AUTOPACK_PRICES))
-    except ModelConfigError as exc:
+    except ConfigFileError as exc:
         raise EnvironmentProblem(str(exc)) from None
     deadline = None
     if run.max_duration_seconds and run.active_since:

@@ -39,6 +39,8 @@ PRICES = {
         "anthropic/claude-b": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
     }
 }
+
+
 def _someone():
     from django.contrib.auth import get_user_model
 
@@ -102,8 +104,10 @@ def test_cost_is_exact_for_both_providers_including_cached_tokens(priced, fake_l
     listed = APIClient()
     listed.force_authenticate(run.created_by or _someone())
     calls = listed.get(f"/api/runs/{run.run_id}/llm-calls/").json()["results"]
-    assert [(c["role"], c["cost_usd"]) for c in calls] == [("builder", "0.00871500"),
-                                                           ("auditor", "0.00094900")]
+    assert [(c["role"], c["cost_usd"]) for c in calls] == [
+        ("builder", "0.00871500"),
+        ("auditor", "0.00094900"),
+    ]
     # (1200 x 3 + 300 x 15 + 800 x 0.30 + 100 x 3.75) / 1e6
     assert builder.cost_usd == Decimal("0.008715")
     # ((900 - 512) x 1.25 + 512 x 0.125 + 40 x 10) / 1e6

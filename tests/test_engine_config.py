@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from runs.engine.configfile import ConfigFileError
 from runs.engine.escalation import choose
 from runs.engine.outcomes import PolicyViolation
 from runs.engine.policy import PathPolicy
-from runs.engine.routing import ModelConfigError, load_models_config
+from runs.engine.routing import load_models_config
 from tests.builds import write_models
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ def test_bare_model_names_get_their_provider_or_an_error_saying_how(tmp_path):
         },
     )
 
-    with pytest.raises(ModelConfigError) as raised:
+    with pytest.raises(ConfigFileError) as raised:
         load_models_config(path)
 
     message = str(raised.value)
@@ -45,7 +46,7 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
         replan={"trigger_threshold": 2},
     )
 
-    with pytest.raises(ModelConfigError) as raised:
+    with pytest.raises(ConfigFileError) as raised:
         load_models_config(path)
 
     assert "complexity_escalation.thresholds.low_to_medium: Input should be greater than" in str(
@@ -57,7 +58,7 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
 def test_invalid_yaml_is_reported_with_the_file(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("escalation_chains: [unclosed")
-    with pytest.raises(ModelConfigError, match="is not valid YAML"):
+    with pytest.raises(ConfigFileError, match="is not valid YAML"):
         load_models_config(path)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runs.engine.configfile import load_config_file
 from runs.engine.protocols import LLMResponse
-from runs.engine.routing import ModelConfigError, qualify_model
+from runs.engine.routing import qualify_model
 
 MILLION = Decimal(1_000_000)
 
@@ -69,18 +69,4 @@ class PriceTable(BaseModel):
 
 
 def load_prices(path: Path) -> PriceTable:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ModelConfigError(f"cannot read price table {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"{path} is not valid YAML: {exc}") from None
-    try:
-        return PriceTable.model_validate(data or {})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            problems.append(f"{key}: {message.removeprefix('Value error, ')}")
-        raise ModelConfigError(f"{path}: " + "; ".join(problems)) from None
+    return load_config_file(path, PriceTable, "price table")

@@ -6,15 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from runs.engine.configfile import load_config_file
 
 LEVELS = ("low", "medium", "high")
 PROVIDERS = ("anthropic", "openai")
-
-
-class ModelConfigError(ValueError):
-    pass
 
 
 def qualify_model(name: str) -> str:
@@ -102,24 +99,5 @@ class ModelsConfig(_Strict):
         return getattr(getattr(self.escalation_chains, role), level).models
 
 
-def _key(location: tuple) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location).lstrip(".")
-
-
 def load_models_config(path: Path) -> ModelsConfig:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ModelConfigError(f"cannot read model config {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"{path} is not valid YAML: {exc}") from None
-    try:
-        return ModelsConfig.model_validate(data or {})
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key"
-            problems.append(f"{_key(error['loc'])}: {message}")
-        raise ModelConfigError(f"{path}: " + "; ".join(problems)) from None
+    return load_config_file(path, ModelsConfig, "model config")

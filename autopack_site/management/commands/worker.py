@@ -4,29 +4,28 @@ from django_q.models import Schedule
 
 from autopack_site.readiness import require_migrated
 
+# Housekeeping every worker makes sure is scheduled, once a minute.
+EVERY_MINUTE = {
+    # Takes over runs whose worker died mid-step, once their lease has expired.
+    "autopack: resume stalled runs": "runs.tasks.resume_stalled",
+    # Denies governance requests nobody decided in time.
+    "autopack: expire governance requests": "governance.services.expire_requests",
+}
+
 
 class Command(BaseCommand):
     help = "Run a background worker (a django-q cluster) that executes runs."
 
     def handle(self, *args, **options) -> None:
         require_migrated()
-        # Picks up runs whose worker died mid-step once their lease has expired.
-        Schedule.objects.update_or_create(
-            name="autopack: resume stalled runs",
-            defaults={
-                "func": "runs.tasks.resume_stalled",
-                "schedule_type": Schedule.MINUTES,
-                "minutes": 1,
-                "repeats": -1,
-            },
-        )
-        Schedule.objects.update_or_create(
-            name="autopack: expire governance requests",
-            defaults={
-                "func": "governance.services.expire_requests",
-                "schedule_type": Schedule.MINUTES,
-                "minutes": 1,
-                "repeats": -1,
-            },
-        )
+        for name, func in EVERY_MINUTE.items():
+            Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": 1,
+                    "repeats": -1,
+                },
+            )
         call_command("qcluster")
