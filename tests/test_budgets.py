@@ -17,7 +17,7 @@ from runs.states import PhaseState, RunState
 from telemetry.models import LlmCall
 from tests.builds import APPROVE, block, config, drive, phase, start, write_models
 from tests.fake_llm import Reply
-from tests.test_engine_runs import QUANTITY, REGRESSION
+from tests.test_engine_runs import QUANTITY, REGRESSION, script_two_providers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,37 +66,7 @@ def one_phase(repo, **extra) -> dict:
 
 
 def test_cost_is_exact_for_both_providers_including_cached_tokens(priced, fake_llm, repo, tmp_path):
-    priced.AUTOPACK_MODELS = write_models(
-        tmp_path / "models.yaml",
-        chains={
-            "builder": {level: ["anthropic/claude-b"] for level in ("low", "medium", "high")},
-            "auditor": {level: ["openai/gpt-a"] for level in ("low", "medium", "high")},
-        },
-    )
-    fake_llm.script(
-        "builder",
-        Reply(
-            QUANTITY,
-            usage={
-                "input_tokens": 1200,
-                "output_tokens": 300,
-                "cache_read_input_tokens": 800,
-                "cache_creation_input_tokens": 100,
-            },
-        ),
-    )
-    fake_llm.script(
-        "auditor",
-        Reply(
-            APPROVE,
-            usage={
-                "prompt_tokens": 900,
-                "completion_tokens": 40,
-                "total_tokens": 940,
-                "prompt_tokens_details": {"cached_tokens": 512},
-            },
-        ),
-    )
+    script_two_providers(priced, fake_llm, tmp_path)
 
     run = drive(start(one_phase(repo)))
 

@@ -250,8 +250,9 @@ def test_token_cap_stops_a_call_before_it_is_sent(engine, fake_llm, repo):
     assert run.tokens_used == 0
 
 
-def test_both_providers_usage_lands_in_llm_calls_exactly(engine, fake_llm, repo, tmp_path):
-    engine.AUTOPACK_MODELS = write_models(
+def script_two_providers(settings, fake_llm, tmp_path) -> None:
+    """An Anthropic Builder and an OpenAI Auditor reporting known usage, cache included."""
+    settings.AUTOPACK_MODELS = write_models(
         tmp_path / "models.yaml",
         chains={
             "builder": {level: ["anthropic/claude-b"] for level in ("low", "medium", "high")},
@@ -282,6 +283,10 @@ def test_both_providers_usage_lands_in_llm_calls_exactly(engine, fake_llm, repo,
             },
         ),
     )
+
+
+def test_both_providers_usage_lands_in_llm_calls_exactly(engine, fake_llm, repo, tmp_path):
+    script_two_providers(engine, fake_llm, tmp_path)
 
     run = drive(start(config(repo, [phase("count", 0, ["inventory/"])])))
 
