@@ -168,6 +168,12 @@ class TestGate:
     def _problems(self, run: TestRun) -> list[str]:
         if run.timed_out:
             return [f"`{run.command}` did not finish within {self.timeout:.0f} s and was killed."]
+        if run.exit_code in (126, 127):
+            # The shell could not find or run the command: no test ran, so nothing passed.
+            return [
+                f"`{run.command}` could not be run (exit {run.exit_code}):\n"
+                f"{run.output[-PER_TEST_CHARS:]}"
+            ]
         if not run.junit:
             if run.exit_code == 0 or self.baseline.get("exit_code") not in (0, None):
                 return []
