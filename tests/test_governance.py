@@ -417,3 +417,42 @@ def test_failures_fill_the_three_level_backlog(governance, fake_llm, repo, api):
         ("project", 2, "medium")
     ]
     assert "test_cannot_remove_more_than_on_hand" in body["results"][0]["title"]
+
+
+def test_sandboxed_commands_still_see_the_repository_and_fail_when_they_cannot_run(
+    governance, fake_llm, repo
+):
+    # The test repository lives under /tmp, which the sandbox replaces with a private one.
+    fake_llm.script("builder", QUANTITY, QUANTITY)
+    fake_llm.script("auditor", APPROVE)
+
+    ok = drive(
+        start(
+            config(
+                repo,
+                [phase("count", 0, ["inventory/"], test_command="git status --short")],
+                run_id="git-inside",
+            )
+        )
+    )
+    missing = drive(
+        start(
+            config(
+                repo,
+                [
+                    phase(
+                        "count",
+                        0,
+                        ["inventory/"],
+                        max_attempts=1,
+                        test_command="no-such-test-runner",
+                    )
+                ],
+                run_id="no-runner",
+            )
+        )
+    )
+
+    assert ok.state == RunState.DONE_SUCCESS, ok.failure_reason
+    assert missing.state == RunState.DONE_FAILED
+    assert "`no-such-test-runner` could not be run (exit 127)" in missing.failure_reason
