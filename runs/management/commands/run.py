@@ -110,5 +110,11 @@ class Command(BaseCommand):
             )
             return
         run = execute_in_foreground(run, self.stdout)
+        if run.state == RunState.AWAITING_APPROVAL:
+            raise CommandError(
+                f"run {run.run_id} waits for approval of a protected change: decide it in "
+                "the governance queue or admin; a worker (`autopack worker`) continues the "
+                "run after the decision"
+            )
         if run.state != RunState.DONE_SUCCESS:
             raise CommandError(f"run {run.run_id} ended {run.state}")
