@@ -6,11 +6,11 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs import services
+from runs import permissions, services
 from runs.config import ConfigError, RunConfig
 from runs.models import Project, Run
 from runs.serializers import (
@@ -86,6 +86,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
+        if not run.is_final and not permissions.may_manage(request.user, run):
+            raise PermissionDenied("only the run's creator or staff may cancel it")
         try:
             done = services.cancel_run(run, by=request.user.get_username())
         except IllegalTransition:
@@ -105,6 +107,8 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
+        if not permissions.may_manage(request.user, run):
+            raise PermissionDenied("only the run's creator or staff may resume it")
         options = ResumeSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:

@@ -14,23 +14,12 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
+from runs import permissions
 from runs.events import describe
 from runs.models import Attempt, Phase, Run, RunEvent
-from runs.states import AttemptState, PhaseState, RunState
+from runs.states import AttemptState, PhaseState
 
 LOG_LIMIT = 300
-
-
-def can_cancel(user: AbstractBaseUser, run: Run) -> bool:
-    return not run.is_final and (
-        user.is_staff or run.created_by_id == user.pk or user.has_perm("runs.change_run")
-    )
-
-
-def can_resume(user: AbstractBaseUser, run: Run) -> bool:
-    return run.state in RunState.RESUMABLE and (
-        user.is_staff or run.created_by_id == user.pk or user.has_perm("runs.change_run")
-    )
 
 
 def runs_with_progress(runs):
@@ -176,8 +165,8 @@ def run_context(run: Run, user: AbstractBaseUser) -> dict:
         "elapsed": elapsed(run),
         "current": current_step(run),
         "timeline": _timeline(run, phases),
-        "can_cancel": can_cancel(user, run),
-        "can_resume": can_resume(user, run),
+        "can_cancel": permissions.can_cancel(user, run),
+        "can_resume": permissions.can_resume(user, run),
         "pending_requests": run.governance_requests.filter(state="pending"),
         "spent": run.llm_calls.aggregate(tokens=Sum("total_tokens")),
         "awaiting": [

@@ -55,14 +55,17 @@ def attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: Model
         _fail_phase(run, phase, failed[-1])  # e.g. the last attempt was denied
         return
     check_health(run)
-    choice = choose(config, phase.complexity, len(failed) - (1 if approved else 0))
     recorder = DjangoRecorder(run, phase)
     llm = LLMCaller(
         configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
-    llm.provider_for(choice.builder)  # no attempt without a provider to make it
-    if choice.auditor:
-        llm.provider_for(choice.auditor)
+    # An approved attempt continues with its own models; a new one gets the next choice.
+    choice = None if approved else choose(config, phase.complexity, len(failed))
+    builder = approved.model if approved else choice.builder
+    auditor = (approved.auditor_model or None) if approved else choice.auditor
+    llm.provider_for(builder)  # no attempt without a provider to make it
+    if auditor:
+        llm.provider_for(auditor)
     attempt = approved or _new_attempt(run, phase, choice)
     recorder.attempt = attempt
     previous = [a for a in failed if a.number < attempt.number]

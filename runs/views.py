@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import dashboard, services
+from runs import dashboard, permissions, services
 from runs.config import ConfigError
 from runs.models import Project, Run
 from runs.states import IllegalTransition, RunState
@@ -76,7 +76,7 @@ def run_fragments(request: HttpRequest, run_id: str) -> JsonResponse:
 @require_POST
 def run_cancel(request: HttpRequest, run_id: str) -> HttpResponse:
     run = get_object_or_404(Run, run_id=run_id)
-    if not dashboard.can_cancel(request.user, run):
+    if not permissions.can_cancel(request.user, run):
         return HttpResponseForbidden("You may not cancel this run.")
     try:
         done = services.cancel_run(run, by=request.user.get_username())
@@ -96,7 +96,7 @@ def run_cancel(request: HttpRequest, run_id: str) -> HttpResponse:
 @require_POST
 def run_resume(request: HttpRequest, run_id: str) -> HttpResponse:
     run = get_object_or_404(Run, run_id=run_id)
-    if not dashboard.can_resume(request.user, run):
+    if not permissions.can_resume(request.user, run):
         return HttpResponseForbidden("You may not resume this run.")
     options: dict = {}
     try:

@@ -312,3 +312,14 @@ def test_phase_rows_keep_the_plan_order(api, run_config):
     ordered = list(Phase.objects.values_list("phase_id", flat=True))
 
     assert ordered == ["search-index", "search-endpoint", "search-docs"]
+
+
+def test_only_the_creator_or_staff_may_cancel(api, run_config, charlie):
+    from tests.conftest import token_client
+
+    api.post("/api/runs/", run_config, format="json")
+
+    refused = token_client(charlie).post("/api/runs/notes-search/cancel/")
+
+    assert refused.status_code == 403
+    assert Run.objects.get().state == RunState.QUEUED
