@@ -175,8 +175,17 @@ def test_a_run_created_in_the_form_updates_live_until_it_finishes(product, brows
     page.goto(product.base + "/")
     assert "live-build" in page.locator("#run-rows").inner_text()
     page.screenshot(path=str(ARTIFACTS / "runs-list.png"), full_page=True)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    focused = page.evaluate(
+        "[document.activeElement.textContent, "
+        "getComputedStyle(document.activeElement).outlineStyle]"
+    )
+    assert focused == ["Runs", "solid"]  # the first link, with a visible focus ring
     phone = log_in(browser, product, "admin", "admin-password-1", width=390)
     phone.screenshot(path=str(ARTIFACTS / "runs-list-phone.png"), full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scroll
     assert Run.objects.get(run_id="live-build").state == "DONE_SUCCESS"
 
 
