@@ -20,6 +20,9 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return list(self.fields)
+
 
 class TierInline(ReadOnlyInline):
     model = Tier
@@ -91,6 +94,14 @@ class RunAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, f"Cancelled {run.run_id}")
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["run", "index", "name", "state"]
+    list_filter = ["state", "run__project"]
+    search_fields = ["run__run_id", "name"]
+    readonly_fields = ["run", "index", "state"]
 
 
 @admin.register(Phase)
