@@ -187,8 +187,10 @@ def log_lines(run: Run, after: int = 0) -> tuple[list[dict], int]:
 def fragments(run: Run, user: AbstractBaseUser, after: int) -> dict:
     """The live parts of the run page, rendered, plus log lines after `after`."""
     run.refresh_from_db()
-    context = run_context(run, user)
     lines, last_id = log_lines(run, after)
+    if after and last_id == after:
+        return {"last_id": after}  # nothing new: the page is up to date
+    context = run_context(run, user)
     return {
         "last_id": last_id,
         "html": {

@@ -1,6 +1,8 @@
 // Live pages: a websocket per page receives server-rendered HTML fragments; if the socket
 // keeps failing, the same fragments are polled. Fragments replace elements by id; log
-// lines are appended. The page remembers the last event id so a reconnect catches up.
+// lines are appended. The page remembers the last event id so a reconnect catches up, and
+// asks for anything newer now and then even while connected, so a lost message costs at
+// most a few seconds.
 (function () {
   const root = document.querySelector("[data-live]");
   if (!root) return;
@@ -17,6 +19,7 @@
 
   function apply(data) {
     if (data.last_id !== undefined && data.last_id < lastId) return;
+    if (!data.html && !data.log) return;
     for (const [id, html] of Object.entries(data.html || {})) {
       const target = document.getElementById(id);
       if (target) target.innerHTML = html;
@@ -37,8 +40,8 @@
   function poll() {
     fetch(root.dataset.poll + "?after=" + lastId, { credentials: "same-origin" })
       .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
-      .then((data) => { apply(data); setStatus(true, "live (polling)"); })
-      .catch(() => setStatus(false, "offline, retrying"));
+      .then((data) => { apply(data); if (polling) setStatus(true, "live (polling)"); })
+      .catch(() => { if (polling) setStatus(false, "offline, retrying"); });
   }
 
   function connect() {
@@ -59,4 +62,5 @@
   }
 
   connect();
+  setInterval(() => { if (!polling && root.dataset.poll) poll(); }, 8000);
 })();

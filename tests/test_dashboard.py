@@ -108,6 +108,8 @@ def test_fragments_endpoint_serves_the_live_parts_after_an_event(engine, repo, c
 
     later = client.get(f"/runs/{run.run_id}/fragments/?after={first['last_id']}").json()
 
+    unchanged = client.get(f"/runs/{run.run_id}/fragments/?after={later['last_id']}").json()
+    assert unchanged == {"last_id": later["last_id"]}
     assert set(first["html"]) == {"run-header", "phases", "timeline"}
     assert "disk nearly full" in later["log"] and "run_created" not in later["log"]
     assert later["last_id"] > first["last_id"]
