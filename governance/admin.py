@@ -6,9 +6,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from governance import services
-from governance.models import GovernanceRequest, LearnedRule, NotificationDelivery
-
-PERMISSION = "governance.approve_governancerequest"
+from governance.models import (
+    APPROVE_PERMISSION,
+    GovernanceRequest,
+    LearnedRule,
+    NotificationDelivery,
+)
 
 
 def diff_html(diff: str):
@@ -80,7 +83,7 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
 
     def get_actions(self, request: HttpRequest):
         actions = super().get_actions(request)
-        if not request.user.has_perm(PERMISSION):
+        if not request.user.has_perm(APPROVE_PERMISSION):
             actions.pop("approve_selected", None)
             actions.pop("deny_selected", None)
         return actions
@@ -89,49 +92,39 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
         return [
             path(
                 "<int:pk>/approve/",
-                self.admin_site.admin_view(self.approve_view),
+                self.admin_site.admin_view(self.decision_view),
+                {"decision": "approve"},
                 name="governance_governancerequest_approve",
             ),
             path(
                 "<int:pk>/deny/",
-                self.admin_site.admin_view(self.deny_view),
+                self.admin_site.admin_view(self.decision_view),
+                {"decision": "deny"},
                 name="governance_governancerequest_deny",
             ),
             *super().get_urls(),
         ]
 
     def render_change_form(self, request, context, *args, **kwargs):
-        context["can_decide"] = request.user.has_perm(PERMISSION)
+        context["can_decide"] = request.user.has_perm(APPROVE_PERMISSION)
         return super().render_change_form(request, context, *args, **kwargs)
 
     def _back(self, pk: int) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:governance_governancerequest_change", args=[pk]))
 
-    def approve_view(self, request: HttpRequest, pk: int):
+    def decision_view(self, request: HttpRequest, pk: int, decision: str):
         obj = get_object_or_404(GovernanceRequest, pk=pk)
-        if request.method != "POST" or not request.user.has_perm(PERMISSION):
-            self.message_user(request, "You may not approve governance requests.", messages.ERROR)
-            return self._back(pk)
-        self._decide(
-            request,
-            obj,
-            lambda: services.approve(obj, request.user, request.POST.get("reason", "")),
-        )
+        if request.method != "POST" or not request.user.has_perm(APPROVE_PERMISSION):
+            self.message_user(request, "You may not decide governance requests.", messages.ERROR)
+        else:
+            self._decide(request, obj, decision, request.POST.get("reason", ""))
         return self._back(pk)
 
-    def deny_view(self, request: HttpRequest, pk: int):
-        obj = get_object_or_404(GovernanceRequest, pk=pk)
-        if request.method != "POST" or not request.user.has_perm(PERMISSION):
-            self.message_user(request, "You may not deny governance requests.", messages.ERROR)
-            return self._back(pk)
-        self._decide(
-            request, obj, lambda: services.deny(obj, request.user, request.POST.get("reason", ""))
-        )
-        return self._back(pk)
-
-    def _decide(self, request: HttpRequest, obj: GovernanceRequest, decide) -> None:
+    def _decide(
+        self, request: HttpRequest, obj: GovernanceRequest, decision: str, reason: str = ""
+    ) -> None:
         try:
-            decide()
+            services.decide(obj, request.user, decision, reason)
         except services.DecisionError as exc:
             self.message_user(request, f"Request #{obj.pk}: {exc}", messages.ERROR)
         else:
@@ -141,7 +134,7 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
     @admin.action(description="Approve selected requests")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[GovernanceRequest]):
         for obj in queryset:
-            self._decide(request, obj, lambda obj=obj: services.approve(obj, request.user))
+            self._decide(request, obj, "approve")
 
     @admin.action(description="Deny selected requests (asks for a reason)")
     def deny_selected(self, request: HttpRequest, queryset: QuerySet[GovernanceRequest]):
@@ -159,7 +152,7 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
                 },
             )
         for obj in queryset:
-            self._decide(request, obj, lambda obj=obj: services.deny(obj, request.user, reason))
+            self._decide(request, obj, "deny", reason)
         return None
 
 

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance import services
-from governance.models import GovernanceRequest
+from governance.models import APPROVE_PERMISSION, GovernanceRequest
 
 
 class GovernanceRequestSerializer(serializers.ModelSerializer):
@@ -55,7 +55,7 @@ class CanDecide(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         if view.action in ("approve", "deny"):
-            return request.user.has_perm("governance.approve_governancerequest")
+            return request.user.has_perm(APPROVE_PERMISSION)
         return True
 
 
@@ -85,26 +85,22 @@ class GovernanceRequestViewSet(
     @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
-        return self._decide(
-            request, lambda obj, reason: services.approve(obj, request.user, reason)
-        )
+        return self._decide(request, "approve")
 
     @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
     @action(detail=True, methods=["post"])
     def deny(self, request: Request, pk: str) -> Response:
-        return self._decide(request, lambda obj, reason: services.deny(obj, request.user, reason))
+        return self._decide(request, "deny")
 
-    def _decide(self, request: Request, decide) -> Response:
+    def _decide(self, request: Request, decision: str) -> Response:
         obj = self.get_object()
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            decide(obj, body.validated_data["reason"])
+            services.decide(obj, request.user, decision, body.validated_data["reason"])
+        except services.AlreadyDecided as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except services.DecisionError as exc:
-            conflict = not obj.is_pending or "already" in str(exc)
-            return Response(
-                {"detail": str(exc)},
-                status=status.HTTP_409_CONFLICT if conflict else status.HTTP_400_BAD_REQUEST,
-            )
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         obj.refresh_from_db()
         return Response(GovernanceRequestSerializer(obj).data)

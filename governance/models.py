@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+# The permission that lets a user decide governance requests (admin, pages and API).
+APPROVE_PERMISSION = "governance.approve_governancerequest"
+
 
 class GovernanceRequest(models.Model):
     class Kind(models.TextChoices):

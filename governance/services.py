@@ -19,6 +19,22 @@ class DecisionError(ValueError):
     pass
 
 
+class AlreadyDecided(DecisionError):
+    pass
+
+
+def decide(
+    request: GovernanceRequest, by: AbstractBaseUser, decision: str, reason: str = ""
+) -> None:
+    """A person's decision, "approve" or "deny", from any of the places that take one."""
+    if decision == "approve":
+        approve(request, by, reason)
+    elif decision == "deny":
+        deny(request, by, reason)
+    else:
+        raise DecisionError(f"unknown decision {decision!r}: use approve or deny")
+
+
 def _decide(
     request: GovernanceRequest,
     state: str,
@@ -38,7 +54,7 @@ def _decide(
     )
     if updated != 1:
         request.refresh_from_db()
-        raise DecisionError(f"request #{request.pk} was already {request.state}")
+        raise AlreadyDecided(f"request #{request.pk} was already {request.state}")
     request.refresh_from_db()
 
 

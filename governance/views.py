@@ -9,8 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from governance import services
-from governance.admin import PERMISSION
-from governance.models import GovernanceRequest
+from governance.models import APPROVE_PERMISSION, GovernanceRequest
 from runs.dashboard import diff_files
 
 
@@ -25,22 +24,22 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "governance/queue.html",
-        {"pending": pending, "decided": decided, "can_decide": request.user.has_perm(PERMISSION)},
+        {
+            "pending": pending,
+            "decided": decided,
+            "can_decide": request.user.has_perm(APPROVE_PERMISSION),
+        },
     )
 
 
 @login_required
 @require_POST
 def decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-    if not request.user.has_perm(PERMISSION):
+    if not request.user.has_perm(APPROVE_PERMISSION):
         return HttpResponseForbidden("You may view governance requests but not decide them.")
     obj = get_object_or_404(GovernanceRequest, pk=pk)
-    reason = request.POST.get("reason", "")
     try:
-        if decision == "approve":
-            services.approve(obj, request.user, reason)
-        else:
-            services.deny(obj, request.user, reason)
+        services.decide(obj, request.user, decision, request.POST.get("reason", ""))
     except services.DecisionError as exc:
         messages.error(request, f"Request #{obj.pk}: {exc}")
     else:

@@ -35,7 +35,7 @@ def run_python(code: str, env: dict[str, str], timeout: int = 120) -> subprocess
     )
 
 
-def autopack(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+def autopack(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(VENV_BIN / "autopack"), *args],
         env=env,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
 from runs.models import Run
 from runs.states import RunState
 from tests.builds import APPROVE, config, phase
-from tests.support import ROOT, VENV_BIN, autopack_env, database_url
+from tests.support import autopack, autopack_env, database_url
 from tests.test_engine_runs import QUANTITY, REGRESSION
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,17 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def cli_env(engine, tmp_path):
     return autopack_env(
         tmp_path / "home", DATABASE_URL=database_url(), AUTOPACK_MODELS=str(engine.AUTOPACK_MODELS)
-    )
-
-
-def autopack(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(VENV_BIN / "autopack"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
 
 

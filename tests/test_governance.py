@@ -456,3 +456,18 @@ def test_sandboxed_commands_still_see_the_repository_and_fail_when_they_cannot_r
     assert ok.state == RunState.DONE_SUCCESS, ok.failure_reason
     assert missing.state == RunState.DONE_FAILED
     assert "`no-such-test-runner` could not be run (exit 127)" in missing.failure_reason
+
+
+def test_the_queue_page_refuses_a_decision_it_does_not_know(
+    governance, fake_llm, repo, alice, client
+):
+    fake_llm.script("builder", DOCKERFILE + QUANTITY)
+    drive(start(docker_phase(repo)))
+    request = GovernanceRequest.objects.get()
+    client.force_login(alice)
+
+    response = client.post(f"/governance/{request.pk}/maybe/", follow=True)
+
+    assert "unknown decision &#x27;maybe&#x27;" in response.content.decode()
+    request.refresh_from_db()
+    assert request.state == "pending"
