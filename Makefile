@@ -2,8 +2,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
-# Debian packages: bubblewrap sandboxes gate commands; chromium runs the browser tests.
-SYSTEM_PACKAGES := bubblewrap chromium chromium-driver
+# Debian packages: bubblewrap sandboxes gate commands; chromium runs the browser tests;
+# golang-go is the Go toolchain for Go projects (Node and Rust come with the machine).
+SYSTEM_PACKAGES := bubblewrap chromium chromium-driver golang-go
 SYSTEM_STAMP := $(VENV)/.system-packages
 
 .PHONY: up test lint
@@ -21,7 +22,8 @@ $(SYSTEM_STAMP):
 	  echo "Installing$$missing"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "Missing system packages:$$missing. Install them with apt-get (needs root):"; \
-	  echo "  without bubblewrap gate commands run unsandboxed; without chromium the browser tests fail."; fi
+	  echo "  without bubblewrap gate commands run unsandboxed; without chromium the browser tests fail;"; \
+	  echo "  without golang-go Go projects cannot be built."; fi
 	@mkdir -p $(VENV) && touch $@
 
 up: $(STAMP) $(SYSTEM_STAMP)

@@ -159,6 +159,13 @@ Q_CLUSTER = {
 # Engine: model routing, gate commands, worker leases, provider calls.
 AUTOPACK_MODELS = Path(envstr("AUTOPACK_MODELS") or BASE_DIR / "config" / "models.yaml")
 AUTOPACK_GATE_TIMEOUT = envint("AUTOPACK_GATE_TIMEOUT", 600, minimum=1)
+# Project environments: where they are cached (shared by runs), how long one install
+# step may take, and more Python interpreters to choose from (os.pathsep-separated).
+AUTOPACK_ENVIRONMENTS = (
+    Path(envstr("AUTOPACK_ENVIRONMENTS") or AUTOPACK_HOME / "environments").expanduser().resolve()
+)
+AUTOPACK_SETUP_TIMEOUT = envint("AUTOPACK_SETUP_TIMEOUT", 1200, minimum=10)
+AUTOPACK_PYTHONS = [p for p in envstr("AUTOPACK_PYTHONS").split(os.pathsep) if p]
 # A worker renews its lease on a run every third of this; another worker may take a run
 # over once the lease has expired.
 AUTOPACK_LEASE_SECONDS = envint("AUTOPACK_LEASE_SECONDS", 90, minimum=3)

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from runs import services
-from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, Tier
+from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, TestBaseline, Tier
 from runs.states import IllegalTransition
 
 
@@ -73,6 +73,8 @@ class RunAdmin(admin.ModelAdmin):
         "failure_code",
         "failure_reason",
         "integration_branch",
+        "base_commit",
+        "environment",
         "config",
         "created_by",
         "created_at",
@@ -94,6 +96,20 @@ class RunAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc), messages.WARNING)
             else:
                 self.message_user(request, f"Cancelled {run.run_id}")
+
+
+@admin.register(TestBaseline)
+class TestBaselineAdmin(admin.ModelAdmin):
+    """Results of a test command on a commit, reused by every run that starts there.
+    Deleting one makes the next run that needs it take it again."""
+
+    list_display = ["project", "command", "commit", "ran", "passed", "failed", "created_at"]
+    list_filter = ["project"]
+    search_fields = ["command", "commit"]
+    readonly_fields = [f.name for f in TestBaseline._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Tier)

@@ -157,9 +157,22 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
 
-class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Projects; staff change a project's commands and settings with PATCH."""
+
     queryset = Project.objects.all()
     serializer_class = ProjectSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def perform_update(self, serializer: ProjectSerializer) -> None:
+        if not self.request.user.is_staff:
+            raise PermissionDenied("only staff may change a project's settings")
+        serializer.save()
 
     @extend_schema(
         parameters=[

@@ -59,6 +59,7 @@ class PhaseConfig(_Strict):
     description: str = ""
     acceptance_criteria: list[str] = []
     test_command: str = ""
+    setup_command: str = ""
     approval_required: bool = False
     max_attempts: int | None = Field(default=None, ge=1, le=50)
     token_cap: int | None = Field(default=None, ge=1)
@@ -107,6 +108,9 @@ class RunConfig(_Strict):
     base_branch: str = Field(default="main", min_length=1)
     max_attempts_per_phase: int | None = Field(default=None, ge=1, le=50)
     max_duration_minutes: int | None = Field(default=None, ge=1)
+    setup_command: str = ""
+    test_command: str = ""
+    dependency_resolution: Literal["commit-date", "newest"] | None = None
     tiers: list[TierConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

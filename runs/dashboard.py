@@ -15,6 +15,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
 from runs import permissions
+from runs.environments import run_baselines
 from runs.events import describe
 from runs.models import Attempt, Phase, Run, RunEvent
 from runs.states import AttemptState, PhaseState
@@ -168,6 +169,7 @@ def run_context(run: Run, user: AbstractBaseUser) -> dict:
         "can_cancel": permissions.can_cancel(user, run),
         "can_resume": permissions.can_resume(user, run),
         "pending_requests": run.governance_requests.filter(state="pending"),
+        "baselines": list(run_baselines(run)),
         "spent": run.llm_calls.aggregate(tokens=Sum("total_tokens")),
         "awaiting": [
             a for p in phases for a in p.attempts.all() if a.state == AttemptState.AWAITING_APPROVAL

@@ -10,11 +10,26 @@ def describe(event: RunEvent) -> str | None:
     match event.kind:
         case "workspace":
             return f"worktree {p['path']} on {p['branch']}"
-        case "baseline":
+        case "environment_building":
+            return f"environment: building the {p['toolchain']} environment {p['key']}"
+        case "environment":
+            if not p.get("toolchain"):
+                return f"environment: {p['message']}"
+            source = "from the cache" if p["from_cache"] else "built"
             return (
-                f"baseline `{p['command']}`: {p['passed']} passed, {p['failing']} failing "
-                f"({p['duration']} s)"
+                f"environment: {p['toolchain']}, {source} in {p['seconds']} s, "
+                f"dependencies {p['resolution']}"
+                + (f", {p['interpreter']}" if p.get("interpreter") else "")
             )
+        case "setup_failed":
+            return f"environment: setup failed: {p['message']}"
+        case "baseline":
+            known = " (known)" if p.get("cached") else f" ({p['duration']} s)"
+            if p.get("problem"):
+                return f"tests before the phase: `{p['command']}` could not run: {p['problem']}"
+            if not p["ran"] and not p.get("errors"):
+                return f"tests before the phase: `{p['command']}` ran no tests yet{known}"
+            return f"tests before the phase: `{p['command']}`: {p['summary']}{known}"
         case "phase_state":
             return f"phase {p['phase_id']}: {p['state']}" + (
                 f" ({p['reason']})" if p.get("reason") else ""

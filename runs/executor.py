@@ -18,17 +18,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.notifications import notify
-from governance.secrets import command_env
-from runs import services
+from runs import environments, services
 from runs.config import is_git_url
 from runs.engine.configfile import ConfigFileError
-from runs.engine.gates.tests import run_tests
 from runs.engine.outcomes import BudgetExhausted, Cancelled, EnvironmentProblem
 from runs.engine.routing import ModelsConfig, load_models_config
 from runs.engine.sandbox import bubblewrap
+from runs.engine.toolchains import SetupFailed
 from runs.engine.workspace import GitWorkspace
 from runs.models import Phase, Run
-from runs.phase_runner import PhaseFailed, attempt_phase, test_command
+from runs.phase_runner import PhaseFailed, attempt_phase
+from runs.recorder import DjangoRecorder
 from runs.states import AttemptState, FailureCode, PhaseState, RunState
 
 logger = logging.getLogger(__name__)
@@ -111,13 +111,18 @@ def _step(run: Run) -> None:
         _check_sandbox(run)
         workspace = _workspace(run)
         _abandon_interrupted_attempts(run)
-        if run.baseline is None:
-            _take_baseline(run, workspace)
         phase = _next_phase(run)
         if phase is None:
             _finish(run, RunState.DONE_SUCCESS, "", "")
             return
-        attempt_phase(run, phase, workspace, config)
+        environment = environments.prepare_for(run, phase, workspace, DjangoRecorder(run, phase))
+        reference = _reference(run, phase, workspace, environment)
+        attempt_phase(run, phase, workspace, config, environment, reference)
+    except SetupFailed as exc:
+        services.record_event(run, "setup_failed", message=str(exc), output=exc.output[-8000:])
+        _finish(run, RunState.DONE_FAILED, FailureCode.SETUP_FAILED, exc.report())
+    except environments.TestsCannotRun as exc:
+        _finish(run, RunState.DONE_FAILED, FailureCode.TESTS_CANNOT_RUN, str(exc))
     except PhaseFailed as exc:
         _finish(run, RunState.DONE_FAILED, exc.code, str(exc))
     except Cancelled:
@@ -185,6 +190,9 @@ def _workspace(run: Run) -> GitWorkspace:
     )
     # Whatever an interrupted step left behind goes: work resumes from the last savepoint.
     workspace.rollback()
+    if not run.base_commit:
+        Run.objects.filter(pk=run.pk).update(base_commit=workspace.head())
+        run.base_commit = workspace.head()
     if not run.worktree_path:
         Run.objects.filter(pk=run.pk).update(worktree_path=str(workspace.root))
         services.record_event(
@@ -213,31 +221,18 @@ def _abandon_interrupted_attempts(run: Run) -> None:
         )
 
 
-def _take_baseline(run: Run, workspace: GitWorkspace) -> None:
-    """Run each test command the plan will use once, on the base commit."""
-    baseline: dict[str, dict] = {}
-    for phase in run.phases.all():
-        command = test_command(run, phase, workspace.root)
-        if command and command not in baseline:
-            result = run_tests(
-                command,
-                workspace.root,
-                settings.AUTOPACK_GATE_TIMEOUT,
-                command_env(),
-                sandbox=bool(run.sandboxed),
-            )
-            baseline[command] = result.baseline()
-            services.record_event(
-                run,
-                "baseline",
-                command=command,
-                exit_code=result.exit_code,
-                failing=len(result.failing),
-                passed=len(result.passed),
-                duration=round(result.duration, 3),
-            )
-    Run.objects.filter(pk=run.pk).update(baseline=baseline)
-    run.baseline = baseline
+def _reference(run: Run, phase: Phase, workspace: GitWorkspace, environment):
+    """The results the phase's gate compares with. On the base commit the run's own test
+    command must run, or nothing could be verified; a phase's own command may not run
+    yet (the phase may be what makes it run)."""
+    command = environments.test_command(run, phase, environment)
+    if command is None:
+        return None
+    suite = environments.suite_command(run, environment)
+    if suite and suite != command and workspace.head() == run.base_commit:
+        environments.reference(run, suite, workspace, environment, must_run=True)
+    own = bool(phase.test_command)
+    return environments.reference(run, command, workspace, environment, must_run=not own)
 
 
 def _check_sandbox(run: Run) -> None:

@@ -11,12 +11,33 @@ from django.db import models
 from runs.states import AttemptState, FailureCode, PhaseState, RunState
 
 
+class Resolution:
+    """How dependencies without a lockfile are resolved."""
+
+    COMMIT_DATE = "commit-date"
+    NEWEST = "newest"
+    CHOICES = [
+        (COMMIT_DATE, "as of the base commit's date"),
+        (NEWEST, "newest versions"),
+    ]
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     repository = models.CharField(max_length=1000, help_text="Local path or git URL")
     base_branch = models.CharField(max_length=200, default="main")
     protected_paths = models.JSONField(default=list, blank=True)
-    test_command = models.CharField(max_length=1000, blank=True)
+    test_command = models.CharField(
+        max_length=1000, blank=True, help_text="Empty: detected from the repository"
+    )
+    setup_command = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="Installs the project's dependencies instead of the detected installer",
+    )
+    dependency_resolution = models.CharField(
+        max_length=20, choices=Resolution.CHOICES, default=Resolution.COMMIT_DATE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -60,7 +81,17 @@ class Run(models.Model):
         blank=True,
         help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file",
     )
-    baseline = models.JSONField(null=True, blank=True, help_text="Test results at the base commit")
+    setup_command = models.CharField(max_length=2000, blank=True)
+    test_command = models.CharField(max_length=1000, blank=True)
+    dependency_resolution = models.CharField(
+        max_length=20, choices=Resolution.CHOICES, blank=True, help_text="Empty: the project's"
+    )
+    base_commit = models.CharField(
+        max_length=64, blank=True, help_text="The base branch's commit the run started from"
+    )
+    environment = models.JSONField(
+        null=True, blank=True, help_text="The project environment the last step used"
+    )
     worktree_path = models.CharField(max_length=1000, blank=True)
     last_savepoint = models.CharField(max_length=64, blank=True)
     sandboxed = models.BooleanField(
@@ -132,6 +163,7 @@ class Phase(models.Model):
     deliverables = models.JSONField(default=list, blank=True)
     acceptance_criteria = models.JSONField(default=list, blank=True)
     test_command = models.CharField(max_length=1000, blank=True)
+    setup_command = models.CharField(max_length=2000, blank=True)
     approval_required = models.BooleanField(default=False)
     escalation_policy = models.JSONField(null=True, blank=True)
     max_attempts = models.PositiveIntegerField()
@@ -189,6 +221,39 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phase} attempt {self.number}"
+
+
+class TestBaseline(models.Model):
+    """A test command's results on one commit in one project environment: what a phase
+    starting from that commit is compared with. Taken once, used by every run."""
+
+    __test__ = False  # not a pytest test class
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="baselines")
+    command = models.CharField(max_length=1000)
+    commit = models.CharField(max_length=64)
+    environment = models.CharField(max_length=100, help_text="The environment's cache key")
+    results = models.JSONField(help_text="Outcome of every test, by id")
+    ran = models.PositiveIntegerField(default=0)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0, help_text="Test files that could not load")
+    problem = models.TextField(blank=True, help_text="Why the command could not run, if so")
+    output = models.TextField(blank=True, help_text="The end of what the command printed")
+    duration = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "command", "commit", "environment"], name="baseline_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.commit[:10]} `{self.command}`"
 
 
 class Issue(models.Model):

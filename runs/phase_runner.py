@@ -3,28 +3,27 @@ dependencies, run the attempt (or continue an approved one), and store what happ
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 
 from governance import backlog, rules
 from governance.config import load_governance
 from governance.gatekeeper import Gatekeeper
 from governance.notifications import notify
-from governance.secrets import command_env, scrub, scrub_data
-from runs import services
+from governance.secrets import scrub, scrub_data
+from runs import environments, services
 from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
 from runs.engine.configfile import ConfigFileError
 from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
 from runs.engine.gates.deliverables import DeliverablesGate
-from runs.engine.gates.tests import TestGate
+from runs.engine.gates.results import TestResults
+from runs.engine.gates.tests import Runtime, TestGate
 from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import AttemptResult, AwaitingApproval, RunStopped
 from runs.engine.routing import ModelsConfig
 from runs.engine.signature import signature
 from runs.engine.spec import AttemptPlan, PhaseSpec
-from runs.engine.toolchains import detect_test_command
+from runs.engine.toolchains import Environment
 from runs.engine.workspace import GitWorkspace
 from runs.models import Attempt, Phase, Run
 from runs.providers import configured_providers, override_for
@@ -41,11 +40,14 @@ class PhaseFailed(Exception):
         self.code = FailureCode.PHASE_FAILED
 
 
-def test_command(run: Run, phase: Phase, root: Path) -> str | None:
-    return phase.test_command or run.project.test_command or detect_test_command(root)
-
-
-def attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: ModelsConfig) -> None:
+def attempt_phase(
+    run: Run,
+    phase: Phase,
+    workspace: GitWorkspace,
+    config: ModelsConfig,
+    environment: Environment | None,
+    reference: TestResults | None,
+) -> None:
     if phase.state == PhaseState.QUEUED:
         services.transition_phase(phase, PhaseState.EXECUTING)
         services.sync_tier_state(phase.tier)
@@ -81,7 +83,7 @@ def attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: Model
         llm=llm,
         workspace=workspace,
         edit_format=edit_format(config.builder.edit_format),
-        gates=_gates(run, phase, workspace.root),
+        gates=_gates(run, phase, workspace, recorder, environment, reference),
         recorder=recorder,
         limits=_limits(config),
         governance=_gatekeeper(run, phase, attempt),
@@ -101,6 +103,8 @@ def attempt_phase(run: Run, phase: Phase, workspace: GitWorkspace, config: Model
         )
         raise
     _store(attempt, result)
+    if result.passed:
+        _remember_tests(run, result, attempt.savepoint)
     _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
 
 
@@ -214,21 +218,46 @@ def _spec(run: Run, phase: Phase) -> PhaseSpec:
     )
 
 
-def _gates(run: Run, phase: Phase, root: Path) -> list:
+def _gates(
+    run: Run,
+    phase: Phase,
+    workspace: GitWorkspace,
+    recorder: DjangoRecorder,
+    environment: Environment | None,
+    reference: TestResults | None,
+) -> list:
     gates: list = [DeliverablesGate(list(phase.deliverables))]
-    command = test_command(run, phase, root)
+    command = environments.test_command(run, phase, environment)
     if command:
+
+        def runtime() -> Runtime:
+            # Prepared again before each gate: a changed manifest rebuilds the environment.
+            current = environments.prepare_for(run, phase, workspace, recorder)
+            return current.runtime if current else Runtime()
+
         gates.append(
             TestGate(
                 command,
-                (run.baseline or {}).get(command, {}),
+                reference,
                 list(phase.acceptance_criteria),
+                runtime,
                 settings.AUTOPACK_GATE_TIMEOUT,
-                command_env(),
                 sandbox=bool(run.sandboxed),
+                own_command=bool(phase.test_command),
             )
         )
     return gates
+
+
+def _remember_tests(run: Run, result: AttemptResult, savepoint: str) -> None:
+    """A passing gate's results are the reference of the phase that starts from its
+    savepoint: the next phase need not run the tests again before it begins."""
+    key = (Run.objects.get(pk=run.pk).environment or {}).get("key", "")
+    for gate in result.gate_outcomes:
+        if gate.record is not None:
+            environments.remember(
+                run, gate.details["command"], savepoint, key, TestResults.from_record(gate.record)
+            )
 
 
 def _limits(config: ModelsConfig) -> Limits:

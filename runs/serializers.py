@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, Tier
+from runs.environments import run_baselines
+from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, TestBaseline, Tier
 from telemetry.models import LlmCall
 from telemetry.usage import attempt_usage
 
@@ -17,8 +18,25 @@ class ProjectSerializer(serializers.ModelSerializer):
             "base_branch",
             "protected_paths",
             "test_command",
+            "setup_command",
+            "dependency_resolution",
             "created_at",
         ]
+        read_only_fields = ["id", "name", "repository", "created_at"]
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = set(self.initial_data) - set(self.fields)
+        read_only = set(self.initial_data) & set(self.Meta.read_only_fields)
+        errors = {name: "unknown field" for name in sorted(unknown)}
+        errors.update({name: "cannot be changed" for name in sorted(read_only)})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def validate_protected_paths(self, value: object) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise serializers.ValidationError("a list of path patterns")
+        return value
 
 
 class AttemptSerializer(serializers.ModelSerializer):
@@ -71,6 +89,7 @@ class PhaseSerializer(serializers.ModelSerializer):
             "deliverables",
             "acceptance_criteria",
             "test_command",
+            "setup_command",
             "token_cap",
             "cost_cap",
             "tokens_used",
@@ -127,11 +146,43 @@ class RunSummarySerializer(serializers.ModelSerializer):
         ]
 
 
+class TestBaselineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TestBaseline
+        fields = [
+            "command",
+            "commit",
+            "environment",
+            "ran",
+            "passed",
+            "failed",
+            "skipped",
+            "errors",
+            "problem",
+            "duration",
+            "created_at",
+        ]
+
+
 class RunSerializer(RunSummarySerializer):
     tiers = TierSerializer(many=True, read_only=True)
+    baselines = serializers.SerializerMethodField()
 
     class Meta(RunSummarySerializer.Meta):
-        fields = RunSummarySerializer.Meta.fields + ["tiers"]
+        fields = RunSummarySerializer.Meta.fields + [
+            "setup_command",
+            "test_command",
+            "dependency_resolution",
+            "base_commit",
+            "environment",
+            "baselines",
+            "tiers",
+        ]
+
+    def get_baselines(self, run: Run) -> list[dict]:
+        """The test results the run's phases were compared with: on the base commit and
+        on each savepoint a phase started from."""
+        return TestBaselineSerializer(run_baselines(run), many=True).data
 
 
 class RunEventSerializer(serializers.ModelSerializer):

@@ -39,10 +39,20 @@ class FailureCode:
     PHASE_FAILED = "phase_failed"
     CANCELLED = "cancelled"
     ENVIRONMENT = "environment"
+    SETUP_FAILED = "setup_failed"  # the project environment could not be prepared
+    TESTS_CANNOT_RUN = "tests_cannot_run"  # the project's tests do not run at baseline
 
     CHOICES = [
         (c, c.replace("_", " "))
-        for c in (BUDGET_EXHAUSTED, POLICY_VIOLATION, PHASE_FAILED, CANCELLED, ENVIRONMENT)
+        for c in (
+            BUDGET_EXHAUSTED,
+            POLICY_VIOLATION,
+            PHASE_FAILED,
+            CANCELLED,
+            ENVIRONMENT,
+            SETUP_FAILED,
+            TESTS_CANNOT_RUN,
+        )
     ]
 
 

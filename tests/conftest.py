@@ -38,6 +38,18 @@ def _channel_layer_on_the_test_database(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(scope="session")
+def shared_environments(tmp_path_factory) -> Path:
+    """Project environments and package downloads, shared by the whole session as runs
+    of one machine share them."""
+    return tmp_path_factory.mktemp("environments")
+
+
+@pytest.fixture(autouse=True)
+def _shared_environments(settings, shared_environments: Path) -> None:
+    settings.AUTOPACK_ENVIRONMENTS = shared_environments
+
+
 @pytest.fixture
 def run_config(tmp_path: Path) -> dict:
     config = copy.deepcopy(EXAMPLE_CONFIG)

@@ -19,8 +19,15 @@ def free_port() -> int:
 
 
 def autopack_env(home: Path, **extra: str) -> dict[str, str]:
+    from django.conf import settings
+
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
-    env.update(AUTOPACK_HOME=str(home), DJANGO_SETTINGS_MODULE="autopack_site.settings", **extra)
+    env.update(
+        AUTOPACK_HOME=str(home),
+        AUTOPACK_ENVIRONMENTS=str(settings.AUTOPACK_ENVIRONMENTS),
+        DJANGO_SETTINGS_MODULE="autopack_site.settings",
+        **extra,
+    )
     return env
 
 

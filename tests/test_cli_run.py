@@ -92,7 +92,7 @@ def test_demo_fails_once_rolls_back_and_finishes(cli_env):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "no model was called" in out
-    assert "gate tests: FAILED: 1 test(s) that passed at baseline now fail" in out
+    assert "gate tests: FAILED: 1 test(s) that passed before now fail" in out
     assert "rolled back: gate_failed" in out
     assert ": DONE_SUCCESS" in out
     commits = out.split("(base branch main untouched):")[1].strip().splitlines()

@@ -38,7 +38,7 @@ def test_run_page_shows_attempts_diffs_gates_and_calls(engine, fake_llm, repo, c
 
     assert "Done Success" in page
     assert "Attempt 1" in page and "Attempt 2" in page
-    assert "gate_failed" in page and "1 test(s) that passed at baseline now fail" in page
+    assert "gate_failed" in page and "1 test(s) that passed before now fail" in page
     assert "Diff: inventory/stock.py" in page and 'class="gi"' in page  # highlighted
     assert page.index("tests: FAILED") < page.index("deliverables: passed")  # failing first
     assert "Auditor:</strong> approve" in page

@@ -4,7 +4,6 @@ provider SDKs talking to a fake model server on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -90,7 +89,7 @@ def test_regression_is_rolled_back_without_residue_and_the_retry_passes(engine, 
     stray = block("inventory/helpers.py", "", "HELPER = 1\n")
     fake_llm.script("builder", QUANTITY + "\n" + REGRESSION + "\n" + stray, QUANTITY)
     fake_llm.script("auditor", APPROVE)
-    command = f"echo gate > gate.log && {sys.executable} -m pytest -q"
+    command = "echo gate > gate.log && python -m pytest -q"
 
     run = drive(start(config(repo, [phase("count", 0, ["inventory/"], test_command=command)])))
 

@@ -106,6 +106,28 @@ class AwaitingApproval(RunStopped):
         self.diff = diff
 
 
+LOG_TAIL_CHARS = 6000
+
+
+class SetupFailed(Exception):
+    """The project's environment could not be prepared. A user error: the message says
+    what failed, `output` what the installer printed, `hint` what to change."""
+
+    def __init__(self, message: str, output: str = "", hint: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+        self.hint = hint or (
+            "Set `setup_command` (on the project, the run config or the phase) to install "
+            "what the project needs, or `test_command` to run its tests another way."
+        )
+
+    def report(self) -> str:
+        text = str(self)
+        if self.output:
+            text += "\n\nInstaller output (last lines):\n" + self.output[-LOG_TAIL_CHARS:]
+        return f"{text}\n\n{self.hint}"
+
+
 @dataclass
 class AttemptResult:
     outcome: str

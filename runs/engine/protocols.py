@@ -71,6 +71,7 @@ class GateResult:
     feedback: str = ""  # what the Builder needs to hear when the gate fails
     details: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
+    record: dict[str, Any] | None = None  # per-test results, kept as the next reference
 
 
 class Workspace(Protocol):
@@ -80,7 +81,10 @@ class Workspace(Protocol):
 
     def write(self, changes: dict[str, str | None]) -> None: ...
 
-    def diff(self) -> str: ...
+    def diff(self, paths: list[str]) -> str: ...
+
+    def changed_lines(self) -> dict[str, set[int] | None]:
+        """Changed line numbers per path since the last savepoint; None for new files."""
 
     def rollback(self) -> None: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -34,10 +35,16 @@ def _clone_dir(url: str, repos: Path) -> Path:
     return repos / slug
 
 
+HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+
+
 class GitWorkspace:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.repo = git.Repo(root)
+        # Entries of the worktree that belong to the project environment (a node_modules
+        # link): untracked, and never removed by a rollback.
+        self.keep: tuple[str, ...] = ()
 
     @classmethod
     def prepare(
@@ -84,6 +91,32 @@ class GitWorkspace:
 
     def head(self) -> str:
         return self.repo.head.commit.hexsha
+
+    def committed_at(self, revision: str = "HEAD") -> datetime:
+        return self.repo.commit(revision).committed_datetime.astimezone(UTC)
+
+    def changed_lines(self) -> dict[str, set[int] | None]:
+        """What the worktree changed since HEAD: for each path, the changed line numbers
+        of its new version (a deletion marks the line it happened at); None for a file
+        that is new. Deleted files are left out: they have no new version."""
+        changes: dict[str, set[int] | None] = {}
+        diff = self.repo.git.diff(
+            "HEAD", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", "--diff-filter=M"
+        )
+        lines: set[int] = set()
+        for line in diff.splitlines():
+            if line.startswith("+++ b/"):
+                lines = set()
+                changes[line[6:]] = lines
+            elif match := HUNK.match(line):
+                start, count = int(match.group(1)), int(match.group(2) or 1)
+                lines.update(range(start, start + count) if count else (start,))
+        added = self.repo.git.diff("HEAD", "--name-only", "--diff-filter=A", "--no-renames")
+        untracked = self.repo.git.ls_files("--others", "--exclude-standard")
+        for name in [*added.splitlines(), *untracked.splitlines()]:
+            if name and name not in self.keep:
+                changes[name] = None
+        return changes
 
     def read_text(self, path: str) -> str | None:
         file = self.root / path
@@ -152,4 +185,4 @@ class GitWorkspace:
         """Back to the last savepoint: tracked changes reverted, created files removed,
         ignored build outputs left alone."""
         self.repo.git.reset("--hard", "HEAD")
-        self.repo.git.clean("-fd")
+        self.repo.git.clean("-fd", *(f"--exclude=/{entry}" for entry in self.keep))

@@ -1,0 +1,121 @@
+"""Node projects: `node_modules` installed from the lockfile (npm, pnpm or yarn), shared
+by runs through a link in each worktree."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from runs.engine.gates.tests import Runtime
+from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions
+
+LOCKS = {
+    "package-lock.json": "npm ci --no-audit --no-fund",
+    "npm-shrinkwrap.json": "npm ci --no-audit --no-fund",
+    "pnpm-lock.yaml": "corepack pnpm install --frozen-lockfile",
+    "yarn.lock": "corepack yarn install --frozen-lockfile",
+}
+MANIFESTS = (
+    "package.json",
+    *LOCKS,
+    ".npmrc",
+    ".yarnrc.yml",
+    "pnpm-workspace.yaml",
+    ".nvmrc",
+)
+JEST = re.compile(r"^\s*jest(\s|$)")
+
+
+class NodeToolchain:
+    name = "node"
+    reader = "node"
+    keep = ("node_modules",)
+
+    def detect(self, root: Path) -> bool:
+        return (root / "package.json").is_file()
+
+    def manifests(self, root: Path) -> list[str]:
+        return [m for m in MANIFESTS if (root / m).is_file()]
+
+    def key_parts(self, root: Path, options: SetupOptions) -> list[str]:
+        return ["" if _lockfile(root) else options.cutoff or ""]
+
+    def build(
+        self, source: Path, target: Path, installer: Installer, options: SetupOptions
+    ) -> dict:
+        lockfile = _lockfile(source)
+        if options.setup_command:
+            command, resolution = options.setup_command, "setup_command"
+        elif lockfile:
+            command, resolution = LOCKS[lockfile], lockfile
+            if lockfile == "yarn.lock" and (source / ".yarnrc.yml").exists():
+                command = "corepack yarn install --immutable"  # yarn 2+
+        else:
+            cutoff = options.cutoff
+            command = "npm install --no-audit --no-fund" + (f" --before={cutoff}" if cutoff else "")
+            resolution = f"as of {cutoff[:10]}" if cutoff else "newest"
+        downloads = installer.downloads
+        env = {
+            "npm_config_cache": str(downloads / "npm"),
+            "COREPACK_HOME": str(downloads / "corepack"),
+            "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+            "npm_config_update_notifier": "false",
+            "AUTOPACK_ENV": str(target),
+        }
+        (downloads / "npm").mkdir(parents=True, exist_ok=True)
+        (downloads / "corepack").mkdir(parents=True, exist_ok=True)
+        installer.run(
+            command, source, "installing the dependencies", env, writable=(target, downloads)
+        )
+        modules = source / "node_modules"
+        if not modules.is_dir():
+            raise SetupFailed(f"`{command}` left no node_modules folder", installer.text())
+        os.rename(modules, target / "node_modules")
+        return {"resolution": resolution, "installer": command.split(" --")[0]}
+
+    def attach(
+        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+    ) -> None:
+        link = worktree / "node_modules"
+        wanted = env / "node_modules"
+        if link.is_symlink() and Path(os.readlink(link)) == wanted:
+            return
+        if link.is_symlink():
+            link.unlink()
+        elif link.exists():
+            raise SetupFailed(
+                "the worktree already has a node_modules folder (is it committed?); "
+                "Autopack links the prepared one there"
+            )
+        link.symlink_to(wanted)
+
+    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+        return Runtime(
+            reader=self.reader,
+            variables={
+                "PATH": f"{worktree}/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+                "npm_config_cache": "/tmp/npm-cache",
+                "npm_config_offline": "true",
+                "npm_config_update_notifier": "false",
+            },
+            read_only=(env,),
+        )
+
+    def test_command(self, root: Path) -> str | None:
+        try:
+            scripts = json.loads((root / "package.json").read_text()).get("scripts") or {}
+        except (OSError, ValueError, AttributeError):
+            scripts = {}
+        script = scripts.get("test", "") if isinstance(scripts, dict) else ""
+        if not script:
+            return "node --test"
+        if JEST.match(script) and "&&" not in script and ";" not in script:
+            # jest reports per test only when asked on its command line.
+            return 'npm test -- --ci --json --outputFile="$AUTOPACK_REPORTS/jest.json"'
+        return "npm test"
+
+
+def _lockfile(root: Path) -> str:
+    return next((name for name in LOCKS if (root / name).is_file()), "")

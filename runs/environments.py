@@ -1,0 +1,194 @@
+"""Project environments and test baselines, from the Django side.
+
+Which setup and test commands apply to a phase (phase over run over project over
+detection), preparing the environment through the engine, and the reference results a
+phase's gate compares with: the same command's results on the commit the phase starts
+from, taken once per (command, commit, environment) and kept in the database.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from governance.secrets import scrub, scrub_data
+from runs import services
+from runs.engine.gates.results import TestResults
+from runs.engine.gates.tests import Runtime, describe_counts, run_tests
+from runs.engine.protocols import Recorder
+from runs.engine.toolchains import Environment, EnvironmentCache, SetupOptions, prepare
+from runs.engine.workspace import GitWorkspace
+from runs.models import Phase, Resolution, Run, TestBaseline
+
+OUTPUT_CHARS = 20_000
+
+
+class TestsCannotRun(Exception):
+    """The project's tests cannot run on the commit a phase starts from: no change could
+    be verified, so the run stops before spending anything on models."""
+
+
+def setup_command(run: Run, phase: Phase) -> str:
+    return phase.setup_command or run.setup_command or run.project.setup_command
+
+
+def suite_command(run: Run, environment: Environment | None) -> str | None:
+    """The run's test command: the run's, else the project's, else the detected one."""
+    return (
+        run.test_command
+        or run.project.test_command
+        or (environment.test_command if environment else None)
+    )
+
+
+def test_command(run: Run, phase: Phase, environment: Environment | None) -> str | None:
+    return phase.test_command or suite_command(run, environment)
+
+
+def options(run: Run, phase: Phase, workspace: GitWorkspace) -> SetupOptions:
+    return SetupOptions(
+        setup_command=setup_command(run, phase),
+        resolution=run.dependency_resolution
+        or run.project.dependency_resolution
+        or Resolution.COMMIT_DATE,
+        as_of=workspace.committed_at(run.base_commit or "HEAD"),
+        timeout=settings.AUTOPACK_SETUP_TIMEOUT,
+        sandbox=bool(run.sandboxed),
+        pythons=tuple(settings.AUTOPACK_PYTHONS),
+    )
+
+
+def prepare_for(
+    run: Run, phase: Phase, workspace: GitWorkspace, recorder: Recorder
+) -> Environment | None:
+    """The environment the phase's commands run in; raises SetupFailed (a user error
+    naming what to set) when it cannot be prepared."""
+    environment = prepare(
+        workspace.root,
+        settings.AUTOPACK_HOME / "layers" / run.run_id,
+        EnvironmentCache(settings.AUTOPACK_ENVIRONMENTS),
+        options(run, phase, workspace),
+        run.project.name,
+        recorder,
+    )
+    workspace.keep = environment.keep if environment else ()
+    if environment is None:
+        if run.environment is None:
+            Run.objects.filter(pk=run.pk).update(environment={})
+            run.environment = {}
+            services.record_event(
+                run,
+                "environment",
+                toolchain="",
+                message="no toolchain detected and no setup_command or test_command set: "
+                "there is no test gate",
+            )
+        return None
+    described = environment.describe()
+    if (run.environment or {}).get("key") != environment.key:
+        Run.objects.filter(pk=run.pk).update(environment=described)
+        run.environment = described
+        services.record_event(run, "environment", **described)
+    return environment
+
+
+def reference(
+    run: Run,
+    command: str,
+    workspace: GitWorkspace,
+    environment: Environment | None,
+    *,
+    must_run: bool,
+) -> TestResults:
+    """The command's results on the worktree's current commit, taken now unless they
+    are known. Raises TestsCannotRun when they could not run and `must_run`."""
+    commit = workspace.head()
+    key = environment.key if environment else ""
+    row = TestBaseline.objects.filter(
+        project=run.project, command=command, commit=commit, environment=key
+    ).first()
+    if row is None:
+        runtime = environment.runtime if environment else None
+        results = run_tests(
+            command,
+            workspace.root,
+            runtime or Runtime(),
+            settings.AUTOPACK_GATE_TIMEOUT,
+            sandbox=bool(run.sandboxed),
+        )
+        row = remember(run, command, commit, key, results)
+        cached = False
+    else:
+        results = TestResults.from_record(row.results)
+        cached = True
+    seen = run.events.filter(
+        kind="baseline", payload__command=command, payload__commit=commit
+    ).exists()
+    if seen and not row.problem:
+        return results
+    services.record_event(
+        run,
+        "baseline",
+        command=command,
+        commit=commit,
+        cached=cached,
+        ran=row.ran,
+        passed=row.passed,
+        failed=row.failed,
+        skipped=row.skipped,
+        errors=row.errors,
+        problem=row.problem,
+        duration=round(row.duration, 3),
+        summary=describe_counts(results),
+    )
+    if row.problem and must_run:
+        raise TestsCannotRun(_cannot_run(command, commit, row, environment))
+    return results
+
+
+def remember(run: Run, command: str, commit: str, key: str, results: TestResults) -> TestBaseline:
+    counts = results.counts()
+    row, _ = TestBaseline.objects.update_or_create(
+        project=run.project,
+        command=command,
+        commit=commit,
+        environment=key,
+        defaults={
+            "results": scrub_data(results.as_record()),
+            "ran": counts["ran"],
+            "passed": counts["passed"],
+            "failed": counts["failed"],
+            "skipped": counts["skipped"],
+            "errors": counts["errors"],
+            "problem": results.problem,
+            "output": scrub(results.output[-OUTPUT_CHARS:]),
+            "duration": results.duration,
+        },
+    )
+    return row
+
+
+def run_baselines(run: Run):
+    """The test results the run's phases were compared with: on the base commit and on
+    each savepoint a phase started from."""
+    savepoints = run.attempts.exclude(savepoint="").values_list("savepoint", flat=True)
+    return TestBaseline.objects.filter(
+        project=run.project, commit__in=[run.base_commit, *savepoints]
+    ).order_by("created_at")
+
+
+def _cannot_run(
+    command: str, commit: str, row: TestBaseline, environment: Environment | None
+) -> str:
+    where = (
+        f"the {environment.toolchain} environment ({environment.resolution}; its install log "
+        f"is {environment.details.get('log_file')})"
+        if environment
+        else "no project environment (no toolchain was detected)"
+    )
+    return (
+        f"The project's tests cannot run on {commit[:10]}, so no change could be verified: "
+        f"`{command}` {row.problem}.\n\nOutput (last lines):\n{row.output[-4000:]}\n\n"
+        f"They ran in {where}. Make the tests runnable before the run: set `setup_command` "
+        "(project, run config or phase) to install what they need, or `test_command` to "
+        "run them another way."
+    )

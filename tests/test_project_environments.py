@@ -1,0 +1,164 @@
+"""Project environments from the run's point of view: a setup or a baseline that cannot
+work stops the run before any model call, saying what to set; the install step keeps
+the network but not Autopack's secrets; a phase that changes a manifest (approved, since
+manifests are protected) gets a rebuilt environment before its gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from governance.models import GovernanceRequest
+from governance.services import approve
+from runs.models import Project
+from runs.states import AttemptState, RunState
+from tests.builds import APPROVE, block, config, drive, git, phase, start
+from tests.real_projects import FLASK
+from tests.test_engine_runs import QUANTITY
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="session")
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+def test_tests_that_cannot_run_at_baseline_stop_the_run_before_any_model_call(
+    engine, fake_llm, tmp_path, downloads
+):
+    repo = FLASK.checkout(downloads, tmp_path / "flask")
+    # Only pytest is installed: flask's conftest cannot import Werkzeug.
+    data = config(repo, [phase("change", 0, FLASK.scope)], setup_command="pip install pytest")
+
+    run = drive(start(data))
+
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "tests_cannot_run")
+    assert fake_llm.seen == [] and run.tokens_used == 0
+    assert "The project's tests cannot run on" in run.failure_reason
+    assert "pytest exit code 4" in run.failure_reason
+    assert "ModuleNotFoundError" in run.failure_reason  # the runner's own words
+    assert "set `setup_command`" in run.failure_reason
+    assert not run.attempts.exists()
+
+
+def test_a_setup_that_fails_stops_the_run_with_the_installer_output(engine, fake_llm, repo):
+    (repo / "requirements.txt").write_text("no-such-package-autopack-test==0.0.1\n")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=T", "-c", "user.email=t@l", "commit", "-qm", "deps")
+
+    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])])))
+
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "setup_failed")
+    assert fake_llm.seen == []
+    assert "resolving the dependencies failed" in run.failure_reason
+    assert "no-such-package-autopack-test" in run.failure_reason  # uv's own message
+    assert "Set `setup_command`" in run.failure_reason
+    assert "setup_failed" in run.events.values_list("kind", flat=True)
+
+
+def test_the_install_step_has_the_network_but_not_autopack_s_secrets(
+    engine, fake_llm, repo, monkeypatch
+):
+    home = engine.AUTOPACK_HOME
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "secret_key").write_text("secret-key-value-1234567890\n")
+    (home / "admin_password").write_text("admin-password-value-123\n")
+    monkeypatch.setenv("RELEASE_PASSPHRASE", "passphrase-value-123456")
+    probe = (
+        "pip install --quiet pytest && "
+        f"(cat {home}/secret_key {home}/admin_password; ls {home}; env) "
+        "> $AUTOPACK_ENV/probe.txt 2>&1; true"
+    )
+    fake_llm.script("builder", QUANTITY)
+    fake_llm.script("auditor", APPROVE)
+
+    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])], setup_command=probe)))
+
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    seen = (Path(run.environment["path"]) / "probe.txt").read_text()
+    assert "No such file or directory" in seen
+    for secret in (
+        "secret-key-value",
+        "admin-password-value",
+        "passphrase-value",
+        "sk-ant-test-key",
+        "sk-test-openai-key",
+    ):
+        assert secret not in seen
+    assert run.environment["resolution"] == "setup_command"
+
+
+def test_a_phase_that_changes_a_manifest_gets_a_rebuilt_environment_before_its_gate(
+    engine, fake_llm, tmp_path, downloads, alice
+):
+    # test_egg_installed_paths needs setuptools, which Flask's test requirements lack:
+    # the phase is about that test, so it must pass; only a manifest change can do it.
+    repo = FLASK.checkout(downloads, tmp_path / "flask")
+    required = "tests/test_instance_config.py::test_egg_installed_paths"
+    no_fix = FLASK.good
+    fix = block("requirements/tests.txt", "pytest==7.2.0\n", "pytest==7.2.0\nsetuptools\n")
+    fake_llm.script("builder", no_fix, fix)
+    fake_llm.script("auditor", APPROVE)
+    data = config(
+        repo,
+        [
+            phase(
+                "eggs",
+                0,
+                ["src/flask/", "requirements/"],
+                acceptance_criteria=[f"{required} passes"],
+            )
+        ],
+    )
+
+    waiting = drive(start(data))
+
+    first, second = waiting.attempts.order_by("number")
+    assert first.outcome == "gate_failed"
+    assert f"FAILED {required} (must pass: named in the acceptance criteria" in first.feedback
+    assert waiting.state == RunState.AWAITING_APPROVAL
+    request = GovernanceRequest.objects.get()
+    assert request.protected_paths == ["requirements/tests.txt"]
+
+    approve(request, alice)
+    run = drive(waiting)
+
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    second.refresh_from_db()
+    assert second.state == AttemptState.PASSED
+    assert second.gate_results[-1]["details"]["required"] == {required: "passed"}
+    environments = [e.payload for e in run.events.filter(kind="environment").order_by("id")]
+    assert len(environments) == 2 and environments[0]["key"] != environments[1]["key"]
+    assert environments[1]["from_cache"] is False
+
+
+def test_project_commands_are_set_over_the_api_by_staff(api, charlie, repo, engine):
+    from tests.conftest import token_client
+
+    project = Project.objects.create(name="inventory", repository=str(repo))
+    url = f"/api/projects/{project.pk}/"
+
+    refused = token_client(charlie).patch(url, {"setup_command": "make deps"}, format="json")
+    changed = api.patch(
+        url,
+        {
+            "setup_command": "make deps",
+            "test_command": "make check",
+            "dependency_resolution": "newest",
+        },
+        format="json",
+    )
+    unknown = api.patch(url, {"setup_comand": "x", "name": "other"}, format="json")
+
+    assert refused.status_code == 403
+    assert changed.status_code == 200, changed.json()
+    project.refresh_from_db()
+    assert (project.setup_command, project.test_command, project.dependency_resolution) == (
+        "make deps",
+        "make check",
+        "newest",
+    )
+    assert unknown.status_code == 400
+    assert unknown.json() == {"setup_comand": ["unknown field"], "name": ["cannot be changed"]}

@@ -1,0 +1,254 @@
+"""Test results read per test from what the real runners write: pytest's JUnit XML, go
+test's JSON and text, cargo's libtest output, node's test runner. No database."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from runs.engine.gates.results import FAILED, PASSED, SKIPPED, TestResults
+from runs.engine.gates.tests import Runtime, describe_counts, run_tests
+
+HOST_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def outcomes(results: TestResults) -> dict[str, str]:
+    return {name: case.outcome for name, case in results.tests.items()}
+
+
+def test_pytest_results_name_each_test_by_node_id_with_file_and_line(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "tests/__init__.py": "",
+            "tests/test_things.py": (
+                "import pytest\n\n\n"
+                "def test_passes():\n    assert True\n\n\n"
+                "def test_fails():\n    assert 1 == 2, 'one is not two'\n\n\n"
+                "@pytest.mark.skip(reason='later')\n"
+                "def test_skipped():\n    pass\n\n\n"
+                "class TestGroup:\n"
+                "    @pytest.mark.parametrize('n', [1, 2])\n"
+                "    def test_param(self, n):\n        assert n == 1\n"
+            ),
+            "tests/test_broken.py": "import no_such_module\n\n\ndef test_never():\n    pass\n",
+        },
+    )
+    runtime = Runtime(reader="pytest", variables={"PATH": HOST_PATH})
+
+    results = run_tests("python -m pytest -q", root, runtime, 60, sandbox=False)
+
+    assert results.format == "junit" and results.problem == ""
+    assert outcomes(results) == {
+        "tests/test_things.py::test_passes": PASSED,
+        "tests/test_things.py::test_fails": FAILED,
+        "tests/test_things.py::test_skipped": SKIPPED,
+        "tests/test_things.py::TestGroup::test_param[1]": PASSED,
+        "tests/test_things.py::TestGroup::test_param[2]": FAILED,
+    }
+    fails = results.tests["tests/test_things.py::test_fails"]
+    assert "one is not two" in fails.message
+    assert (fails.file, fails.line) == ("tests/test_things.py", 8)
+    # One module that does not import does not hide the others' results.
+    assert list(results.errors) == ["tests/test_broken.py"]
+    assert "no_such_module" in results.errors["tests/test_broken.py"]
+    assert describe_counts(results) == "5 ran: 2 passed, 2 failed, 1 skipped, 1 could not load"
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("python -m pytest --no-such-option", "pytest exit code 4 (usage error)"),
+        ("no-such-runner", "could not be run (exit 127"),
+        ("python -c 'import os; os.abort()'", "crashed (exit 134, killed by signal 6)"),
+        ("sleep 5", "did not finish within 1 s"),
+    ],
+)
+def test_a_run_that_could_not_run_says_why(tmp_path, command, problem):
+    write(tmp_path, {"test_one.py": "def test_one():\n    pass\n"})
+    reader = "pytest" if "pytest" in command else "exit-code"
+    runtime = Runtime(reader=reader, variables={"PATH": HOST_PATH})
+
+    results = run_tests(command, tmp_path, runtime, 1 if "sleep" in command else 60, False)
+
+    assert problem in results.problem
+
+
+def test_pytest_that_dies_without_its_report_is_not_a_test_run(tmp_path):
+    write(
+        tmp_path, {"conftest.py": "import os\nos._exit(1)\n", "test_x.py": "def test_x(): pass\n"}
+    )
+    runtime = Runtime(reader="pytest", variables={"PATH": HOST_PATH})
+
+    results = run_tests("python -m pytest", tmp_path, runtime, 60, sandbox=False)
+
+    assert "without writing its report" in results.problem
+
+
+GO_TESTS = """package calc
+
+import "testing"
+
+func TestAdd(t *testing.T) {
+	if Add(1, 2) != 3 {
+		t.Fatal("1 + 2 is not 3")
+	}
+}
+
+func TestBroken(t *testing.T) {
+	t.Errorf("always broken: %d", Add(2, 2))
+}
+
+func TestCases(t *testing.T) {
+	t.Run("small", func(t *testing.T) {})
+	t.Run("later", func(t *testing.T) { t.Skip("not yet") })
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
+@pytest.mark.parametrize("command", ["go test -json ./...", "go test -v ./..."])
+def test_go_results_from_json_events_and_from_verbose_text(tmp_path, command):
+    root = write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/calc\n\ngo 1.19\n",
+            "calc.go": "package calc\n\nfunc Add(a, b int) int { return a + b }\n",
+            "calc_test.go": GO_TESTS,
+        },
+    )
+    runtime = Runtime(
+        reader="go",
+        variables={"PATH": HOST_PATH, "GOCACHE": str(tmp_path / ".cache"), "GOPROXY": "off"},
+    )
+
+    results = run_tests(command, root, runtime, 120, sandbox=False)
+
+    assert outcomes(results) == {
+        "example.com/calc::TestAdd": PASSED,
+        "example.com/calc::TestBroken": FAILED,
+        "example.com/calc::TestCases": PASSED,
+        "example.com/calc::TestCases/small": PASSED,
+        "example.com/calc::TestCases/later": SKIPPED,
+    }
+    if "json" in command:
+        assert "always broken: 4" in results.tests["example.com/calc::TestBroken"].message
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
+def test_a_go_package_that_does_not_build_is_a_load_error(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/calc\n\ngo 1.19\n",
+            "calc.go": "package calc\n\nfunc Add(a, b int) int { return a + }\n",
+            "calc_test.go": GO_TESTS,
+        },
+    )
+    runtime = Runtime(
+        reader="go", variables={"PATH": HOST_PATH, "GOCACHE": str(tmp_path / ".cache")}
+    )
+
+    results = run_tests("go test -json ./...", root, runtime, 120, sandbox=False)
+
+    assert results.tests == {} and list(results.errors) == ["example.com/calc"]
+    assert "no test could be loaded" in results.problem
+
+
+RUST_LIB = """pub fn double(n: i32) -> i32 { n * 2 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doubles() { assert_eq!(super::double(2), 4); }
+
+    #[test]
+    fn wrong() { assert_eq!(super::double(2), 5, "two doubled"); }
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="needs cargo")
+def test_cargo_results_name_the_target_and_keep_the_failure_message(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "Cargo.toml": '[package]\nname = "twice"\nversion = "0.1.0"\nedition = "2021"\n',
+            "src/lib.rs": RUST_LIB,
+            "tests/api.rs": "#[test]\n#[ignore]\nfn slow() {}\n\n#[test]\nfn api() {}\n",
+        },
+    )
+    runtime = Runtime(
+        reader="cargo",
+        variables={
+            "PATH": f"{Path(shutil.which('cargo')).parent}:{HOST_PATH}",
+            "CARGO_TARGET_DIR": str(tmp_path / "target"),
+            "CARGO_NET_OFFLINE": "true",
+            "RUSTUP_HOME": str(Path.home() / ".rustup"),
+        },
+    )
+
+    results = run_tests("cargo test --no-fail-fast", root, runtime, 300, sandbox=False)
+
+    assert outcomes(results) == {
+        "src/lib.rs::tests::doubles": PASSED,
+        "src/lib.rs::tests::wrong": FAILED,
+        "tests/api.rs::slow": SKIPPED,
+        "tests/api.rs::api": PASSED,
+    }
+    assert "two doubled" in results.tests["src/lib.rs::tests::wrong"].message
+
+
+NODE_TESTS = """const test = require('node:test')
+const assert = require('node:assert')
+
+test('adds', () => assert.strictEqual(1 + 1, 2))
+test('subtracts', () => assert.strictEqual(2 - 1, 2))
+test.describe('strings', () => {
+  test.it('joins', () => assert.strictEqual('a' + 'b', 'ab'))
+})
+"""
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm")
+def test_node_test_runner_results_through_npm_test(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "package.json": '{"name": "x", "version": "1.0.0", "scripts": {"test": "node --test"}}',
+            "test/math.test.js": NODE_TESTS,
+        },
+    )
+    runtime = Runtime(reader="node", variables={"PATH": HOST_PATH})
+
+    results = run_tests("npm test", root, runtime, 120, sandbox=False)
+
+    assert outcomes(results) == {
+        "adds": PASSED,
+        "subtracts": FAILED,
+        "strings > joins": PASSED,
+    }
+    assert "1 !== 2" in results.tests["subtracts"].message
+
+
+def test_results_survive_the_round_trip_through_the_database_record(tmp_path):
+    write(tmp_path, {"test_a.py": "def test_a():\n    pass\n\n\ndef test_b():\n    assert 0\n"})
+    runtime = Runtime(reader="pytest", variables={"PATH": HOST_PATH})
+    results = run_tests("python -m pytest", tmp_path, runtime, 60, sandbox=False)
+
+    again = TestResults.from_record(results.as_record())
+
+    assert outcomes(again) == outcomes(results)
+    assert again.tests["test_a.py::test_b"].message == results.tests["test_a.py::test_b"].message
+    assert again.counts() == results.counts()
