@@ -1,4 +1,5 @@
-"""Keep secrets out of what Autopack stores and out of the commands it runs."""
+"""Keep secrets out of what Autopack stores. (Commands get an environment built from an
+allowlist instead: runs.engine.sandbox.base_env.)"""
 
 from __future__ import annotations
 
@@ -53,11 +54,3 @@ def scrub_data(data: Any) -> Any:
     if isinstance(data, list):
         return [scrub_data(value) for value in data]
     return data
-
-
-def command_env() -> dict[str, str]:
-    """The environment for gate and test commands: this process's, without secrets."""
-    env = {name: value for name, value in os.environ.items() if not is_secret_name(name)}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env

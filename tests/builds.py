@@ -1,4 +1,6 @@
-"""Helpers for tests that build real repositories through the engine."""
+"""Helpers for tests that build real repositories through the engine. Importable
+without Django (the engine tests and bench scripts use the repository and reply
+helpers); `start` and `drive` need it."""
 
 from __future__ import annotations
 
@@ -6,10 +8,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-
-from runs import services
-from runs.executor import execute_step
-from runs.models import Run
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 APPROVE = '{"verdict": "approve", "reasons": ["does what the task asks"]}'
@@ -69,12 +67,17 @@ def config(repo: Path, *tiers: list[dict], **extra) -> dict:
     }
 
 
-def start(data: dict, provider: str = "") -> Run:
+def start(data: dict, provider: str = ""):
+    from runs import services
+
     return services.create_run(data, provider=provider, enqueue=False)
 
 
-def drive(run: Run, max_steps: int = 50) -> Run:
+def drive(run, max_steps: int = 50):
     """Step the run to a final state in this process, as a worker would."""
+    from runs.executor import execute_step
+    from runs.models import Run
+
     for _ in range(max_steps):
         if not execute_step(run.run_id, Run.objects.get(pk=run.pk).step):
             break

@@ -4,6 +4,7 @@ test's JSON and text, cargo's libtest output, node's test runner. No database.""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from runs.engine.gates.results import FAILED, PASSED, SKIPPED, TestResults
 from runs.engine.gates.tests import Runtime, describe_counts, run_tests
 
 HOST_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+
+
+class Recorder:
+    def event(self, kind: str, **payload) -> None:
+        pass
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -252,3 +258,46 @@ def test_results_survive_the_round_trip_through_the_database_record(tmp_path):
     assert outcomes(again) == outcomes(results)
     assert again.tests["test_a.py::test_b"].message == results.tests["test_a.py::test_b"].message
     assert again.counts() == results.counts()
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm")
+def test_jest_results_through_the_node_environment(tmp_path, shared_environments):
+    from datetime import UTC, datetime
+
+    from runs.engine.sandbox import bubblewrap
+    from runs.engine.toolchains import EnvironmentCache, SetupOptions, prepare
+
+    root = write(
+        tmp_path / "project",
+        {
+            "package.json": '{"name": "sums", "version": "1.0.0", "scripts": {"test": "jest"},'
+            ' "devDependencies": {"jest": "^29.7.0"}}',
+            "sum.js": "module.exports = (a, b) => a + b\n",
+            "sum.test.js": "const sum = require('./sum')\n"
+            "describe('sum', () => {\n"
+            "  test('adds', () => expect(sum(1, 2)).toBe(3))\n"
+            "  test('is wrong', () => expect(sum(1, 2)).toBe(4))\n"
+            "})\n",
+        },
+    )
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    sandbox = bubblewrap() is not None
+    options = SetupOptions(as_of=datetime(2025, 1, 1, tzinfo=UTC), sandbox=sandbox)
+    environment = prepare(
+        root,
+        tmp_path / "layer",
+        EnvironmentCache(shared_environments),
+        options,
+        "sums",
+        Recorder(),
+    )
+
+    results = run_tests(environment.test_command, root, environment.runtime, 300, sandbox)
+
+    assert environment.resolution == "as of 2025-01-01"
+    assert results.format == "jest-json", results.output
+    assert outcomes(results) == {
+        "sum.test.js::sum adds": PASSED,
+        "sum.test.js::sum is wrong": FAILED,
+    }
+    assert "Expected: 4" in results.tests["sum.test.js::sum is wrong"].message

@@ -45,17 +45,7 @@ class NodeToolchain:
     def build(
         self, source: Path, target: Path, installer: Installer, options: SetupOptions
     ) -> dict:
-        lockfile = _lockfile(source)
-        if options.setup_command:
-            command, resolution = options.setup_command, "setup_command"
-        elif lockfile:
-            command, resolution = LOCKS[lockfile], lockfile
-            if lockfile == "yarn.lock" and (source / ".yarnrc.yml").exists():
-                command = "corepack yarn install --immutable"  # yarn 2+
-        else:
-            cutoff = options.cutoff
-            command = "npm install --no-audit --no-fund" + (f" --before={cutoff}" if cutoff else "")
-            resolution = f"as of {cutoff[:10]}" if cutoff else "newest"
+        command, resolution = install_command(source, options)
         downloads = installer.downloads
         env = {
             "npm_config_cache": str(downloads / "npm"),
@@ -115,6 +105,20 @@ class NodeToolchain:
             # jest reports per test only when asked on its command line.
             return 'npm test -- --ci --json --outputFile="$AUTOPACK_REPORTS/jest.json"'
         return "npm test"
+
+
+def install_command(root: Path, options: SetupOptions) -> tuple[str, str]:
+    """The command that installs the project's dependencies, and what decides them."""
+    lockfile = _lockfile(root)
+    if options.setup_command:
+        return options.setup_command, "setup_command"
+    if lockfile == "yarn.lock" and (root / ".yarnrc.yml").exists():
+        return "corepack yarn install --immutable", lockfile  # yarn 2 and later
+    if lockfile:
+        return LOCKS[lockfile], lockfile
+    cutoff = options.cutoff
+    command = "npm install --no-audit --no-fund" + (f" --before={cutoff}" if cutoff else "")
+    return command, f"as of {cutoff[:10]}" if cutoff else "newest"
 
 
 def _lockfile(root: Path) -> str:
