@@ -1,15 +1,36 @@
-from django.core.management.base import CommandError
+"""The database schema, brought up to date by whichever command needs it first."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+# Any fixed number: the PostgreSQL advisory lock every Autopack process takes to migrate.
+MIGRATION_LOCK = 4_711_227
 
-def require_migrated() -> None:
-    """Refuse to serve or work on a database whose schema is behind the code."""
+
+def pending_migrations() -> list[str]:
     executor = MigrationExecutor(connection)
-    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
-    if pending:
-        names = ", ".join(f"{m.app_label}.{m.name}" for m, _ in pending[:5])
-        raise CommandError(
-            f"The database has {len(pending)} unapplied migration(s) ({names}). "
-            "Run `autopack migrate` (or `make up`, which does it) first."
-        )
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
+
+
+def ensure_migrated(out: TextIO | None = None) -> None:
+    """Apply pending migrations. Processes starting together (`up`'s web server and
+    worker, several workers) take turns on a lock; the first migrates, the others find
+    nothing left to do."""
+    if not pending_migrations():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+        try:
+            pending = pending_migrations()
+            if pending:
+                if out is not None:
+                    out.write(f"Applying {len(pending)} database migration(s)...\n")
+                call_command("migrate", interactive=False, verbosity=0)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])

@@ -6,7 +6,7 @@ import os
 import warnings
 from pathlib import Path
 
-from autopack_site import database
+from autopack_site import database, logs
 from autopack_site.env import envbool, envint, envlist, envstr, generated_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -192,11 +192,4 @@ AUTOPACK_LLM_TIMEOUT = envint("AUTOPACK_LLM_TIMEOUT", 600, minimum=1)
 # Run tasks inline instead of through the queue (tests, and `autopack run` in the foreground).
 AUTOPACK_SYNC_TASKS = envbool("AUTOPACK_SYNC_TASKS", False)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("AUTOPACK_LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
-}
+LOGGING = logs.config(os.environ.get("AUTOPACK_LOG_LEVEL", "INFO"))

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from django.conf import settings
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runs.engine.configfile import load_config_file
@@ -61,7 +60,5 @@ class GovernanceConfig(_Strict):
     notifications: list[Target] = []
 
 
-def load_governance() -> GovernanceConfig:
-    return load_config_file(
-        Path(settings.AUTOPACK_GOVERNANCE), GovernanceConfig, "governance config"
-    )
+def parse_governance(path: Path) -> GovernanceConfig:
+    return load_config_file(path, GovernanceConfig, "governance config")

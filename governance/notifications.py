@@ -14,7 +14,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from governance.config import Target, load_governance
+from autopack_site import configuration
+from governance.config import Target
 from governance.models import NotificationDelivery
 from runs.models import Run
 
@@ -24,7 +25,7 @@ BACKOFF_SECONDS = 30  # doubled after each failed try
 
 
 def notify(event: str, run: Run, message: str, **data) -> None:
-    config = load_governance()
+    config = configuration.governance()
     for target in config.notifications:
         if event not in target.events:
             continue
@@ -68,7 +69,8 @@ def deliver(delivery_id: int) -> bool:
     delivery = NotificationDelivery.objects.get(pk=delivery_id)
     if delivery.state != NotificationDelivery.State.PENDING:
         return True
-    target = next((t for t in load_governance().notifications if t.name == delivery.target), None)
+    targets = configuration.governance().notifications
+    target = next((t for t in targets if t.name == delivery.target), None)
     delivery.attempts += 1
     try:
         if target is None:

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from governance.config import load_governance
+from autopack_site import configuration
 from governance.models import GovernanceRequest
 from runs import services as run_services
 from runs.models import Run
@@ -125,7 +125,7 @@ def _resume_run(request: GovernanceRequest, decision: str, by: str, reason: str)
 
 def expire_requests() -> int:
     """Deny, as expired, pending requests older than the configured time."""
-    minutes = load_governance().approval_timeout_minutes
+    minutes = configuration.governance().approval_timeout_minutes
     cutoff = timezone.now() - timedelta(minutes=minutes)
     expired = 0
     for request in GovernanceRequest.objects.filter(

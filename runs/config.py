@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from runs.engine.routing import parse_policy
+
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
 GIT_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 
@@ -52,7 +54,7 @@ class Scope(_Strict):
 class PhaseConfig(_Strict):
     phase_id: str = Field(pattern=RUN_ID_PATTERN)
     phase_index: int = Field(ge=0)
-    task_name: str = Field(min_length=1, max_length=500)
+    task_name: str = Field(min_length=1)
     task_category: str = ""
     complexity: Literal["low", "medium", "high"]
     scope: Scope
@@ -65,6 +67,13 @@ class PhaseConfig(_Strict):
     token_cap: int | None = Field(default=None, ge=1)
     cost_cap: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=4)
     escalation_policy: str | dict[str, Any] | None = None
+
+    @field_validator("escalation_policy")
+    @classmethod
+    def _known_policy(cls, value: str | dict | None) -> str | dict | None:
+        if value is not None:
+            parse_policy(value)
+        return value
 
     @field_validator("acceptance_criteria", mode="before")
     @classmethod
@@ -105,7 +114,7 @@ class RunConfig(_Strict):
     workspace: str | None = None
     repo: str | None = None
     project: str | None = Field(default=None, min_length=1, max_length=200)
-    base_branch: str = Field(default="main", min_length=1)
+    base_branch: str | None = Field(default=None, min_length=1)  # None: the project's
     max_attempts_per_phase: int | None = Field(default=None, ge=1, le=50)
     max_duration_minutes: int | None = Field(default=None, ge=1)
     setup_command: str = ""

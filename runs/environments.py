@@ -8,23 +8,21 @@ from, taken once per (command, commit, environment) and kept in the database.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from governance.secrets import scrub, scrub_data
 from runs import services
 from runs.engine.gates.results import TestResults
 from runs.engine.gates.tests import Runtime, describe_counts, run_tests
+from runs.engine.outcomes import TestsCannotRun
 from runs.engine.protocols import Recorder
 from runs.engine.toolchains import Environment, EnvironmentCache, SetupOptions, prepare
 from runs.engine.workspace import GitWorkspace
 from runs.models import Phase, Resolution, Run, TestBaseline
 
 OUTPUT_CHARS = 20_000
-
-
-class TestsCannotRun(Exception):
-    """The project's tests cannot run on the commit a phase starts from: no change could
-    be verified, so the run stops before spending anything on models."""
 
 
 def setup_command(run: Run, phase: Phase) -> str:
@@ -40,8 +38,22 @@ def suite_command(run: Run, environment: Environment | None) -> str | None:
     )
 
 
-def test_command(run: Run, phase: Phase, environment: Environment | None) -> str | None:
-    return phase.test_command or suite_command(run, environment)
+@dataclass(frozen=True)
+class GateCommand:
+    command: str
+    own: bool  # the phase's own test_command: it must succeed
+    criteria: bool  # the acceptance criteria's tests are looked for in its results
+
+
+def gate_commands(run: Run, phase: Phase, environment: Environment | None) -> list[GateCommand]:
+    """The test commands a phase's gates run: the run's suite, so that nothing that
+    passed breaks, and the phase's own test_command when it has one."""
+    suite = suite_command(run, environment)
+    own = phase.test_command
+    if not own or own == suite:
+        return [GateCommand(suite, own=bool(own), criteria=True)] if suite else []
+    commands = [GateCommand(suite, own=False, criteria=False)] if suite else []
+    return [*commands, GateCommand(own, own=True, criteria=True)]
 
 
 def options(run: Run, phase: Phase, workspace: GitWorkspace) -> SetupOptions:
@@ -180,15 +192,26 @@ def _cannot_run(
     command: str, commit: str, row: TestBaseline, environment: Environment | None
 ) -> str:
     where = (
-        f"the {environment.toolchain} environment ({environment.resolution}; its install log "
-        f"is {environment.details.get('log_file')})"
+        f"the {environment.toolchain} environment (dependencies {environment.resolution}; "
+        f"install log: {environment.details.get('log_file')})"
         if environment
         else "no project environment (no toolchain was detected)"
     )
+    detected = environment.test_command if environment else None
+    if command != detected:
+        advice = (
+            "Check `test_command` (set on the phase, the run config or the project): run "
+            "it by hand in the repository. If it is right, set `setup_command` to install "
+            "what the tests need."
+        )
+    else:
+        advice = (
+            "Make the tests runnable before the run: set `setup_command` (project, run "
+            "config or phase) to install what they need, or `test_command` to run them "
+            "another way."
+        )
     return (
         f"The project's tests cannot run on {commit[:10]}, so no change could be verified: "
         f"`{command}` {row.problem}.\n\nOutput (last lines):\n{row.output[-4000:]}\n\n"
-        f"They ran in {where}. Make the tests runnable before the run: set `setup_command` "
-        "(project, run config or phase) to install what they need, or `test_command` to "
-        "run them another way."
+        f"They ran in {where}. {advice}"
     )

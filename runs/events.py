@@ -16,10 +16,13 @@ def describe(event: RunEvent) -> str | None:
             if not p.get("toolchain"):
                 return f"environment: {p['message']}"
             source = "from the cache" if p["from_cache"] else "built"
-            return (
-                f"environment: {p['toolchain']}, {source} in {p['seconds']} s, "
-                f"dependencies {p['resolution']}"
-                + (f", {p['interpreter']}" if p.get("interpreter") else "")
+            decided = (
+                "installed by setup_command"
+                if p["resolution"] == "setup_command"
+                else f"dependencies {p['resolution']}"
+            )
+            return f"environment: {p['toolchain']}, {source} in {p['seconds']} s, {decided}" + (
+                f", {p['interpreter']}" if p.get("interpreter") else ""
             )
         case "setup_failed":
             return f"environment: setup failed: {p['message']}"
@@ -40,9 +43,10 @@ def describe(event: RunEvent) -> str | None:
                 f" ({p['reason']})"
             )
         case "llm_call":
+            if p.get("error"):
+                return f"  {p['role']} {p['provider']}/{p['model']}: failed: {p['error']}"
             tokens = p["total_tokens"] if p["total_tokens"] is not None else "unreported"
-            error = f" ERROR {p['error']}" if p.get("error") else ""
-            return f"  {p['role']} {p['provider']}/{p['model']}: {tokens} tokens{error}"
+            return f"  {p['role']} {p['provider']}/{p['model']}: {tokens} tokens"
         case "apply_result":
             return f"  applied {p['blocks']} block(s) to {', '.join(p['files']) or 'no files'}"
         case "gate_result":
@@ -78,8 +82,11 @@ def describe(event: RunEvent) -> str | None:
             return f"run resumed by {p['by'] or 'someone'}"
         case "run_finished":
             return f"run finished: {p['state']} ({p['tokens_used']} tokens)"
+        case "internal_error":
+            return f"Autopack failed: {p['error']} (please report it; traceback in this log)"
         case "warning":
             return f"warning: {p['message']}"
         case "run_state":
-            return f"run {p['state']}" + (f": {p['reason']}" if p.get("reason") else "")
+            reason = (p.get("reason") or "").strip().splitlines()
+            return f"run {p['state']}" + (f": {reason[0]}" if reason else "")
     return None

@@ -10,26 +10,32 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
+from autopack_site import configuration
 from governance.notifications import notify
 from runs import environments, services
 from runs.config import is_git_url
-from runs.engine.configfile import ConfigFileError
-from runs.engine.outcomes import BudgetExhausted, Cancelled, EnvironmentProblem
-from runs.engine.routing import ModelsConfig, load_models_config
+from runs.engine.gates.results import TestResults
+from runs.engine.outcomes import (
+    BudgetExhausted,
+    Cancelled,
+    ConfigurationError,
+    FailureCode,
+    Outcome,
+    RunStopped,
+)
 from runs.engine.sandbox import bubblewrap
 from runs.engine.toolchains import SetupFailed
 from runs.engine.workspace import GitWorkspace
 from runs.models import Phase, Run
-from runs.phase_runner import PhaseFailed, attempt_phase
+from runs.phase_runner import attempt_phase
 from runs.recorder import DjangoRecorder
-from runs.states import AttemptState, FailureCode, PhaseState, RunState
+from runs.states import AttemptState, PhaseState, RunState
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ def _step(run: Run) -> None:
     try:
         if _over_time(run):
             raise BudgetExhausted(f"maximum duration of {run.max_duration_seconds:,} s reached")
-        config = _models_config()
+        config = configuration.models()
         _check_sandbox(run)
         workspace = _workspace(run)
         _abandon_interrupted_attempts(run)
@@ -116,36 +122,32 @@ def _step(run: Run) -> None:
             _finish(run, RunState.DONE_SUCCESS, "", "")
             return
         environment = environments.prepare_for(run, phase, workspace, DjangoRecorder(run, phase))
-        reference = _reference(run, phase, workspace, environment)
-        attempt_phase(run, phase, workspace, config, environment, reference)
-    except SetupFailed as exc:
-        services.record_event(run, "setup_failed", message=str(exc), output=exc.output[-8000:])
-        _finish(run, RunState.DONE_FAILED, FailureCode.SETUP_FAILED, exc.report())
-    except environments.TestsCannotRun as exc:
-        _finish(run, RunState.DONE_FAILED, FailureCode.TESTS_CANNOT_RUN, str(exc))
-    except PhaseFailed as exc:
-        _finish(run, RunState.DONE_FAILED, exc.code, str(exc))
+        references = _references(run, phase, workspace, environment)
+        attempt_phase(run, phase, workspace, config, environment, references)
     except Cancelled:
         _finish(run, RunState.CANCELLED, "", "cancelled on request")
-    except BudgetExhausted as exc:
-        _finish(run, RunState.DONE_FAILED, FailureCode.BUDGET_EXHAUSTED, str(exc))
-    except EnvironmentProblem as exc:
-        _finish(run, RunState.DONE_FAILED, FailureCode.ENVIRONMENT, str(exc))
+    except SetupFailed as exc:
+        services.record_event(run, "setup_failed", message=str(exc), output=exc.output[-8000:])
+        _finish(run, RunState.DONE_FAILED, exc.outcome, exc.report())
+    except RunStopped as exc:
+        # A user error (budget, configuration, repository, tests that cannot run): its
+        # code says which, its message what to change.
+        _finish(run, RunState.DONE_FAILED, exc.outcome, exc.report())
 
 
 def _fail_on_internal_error(run: Run, exc: Exception) -> None:
     run.refresh_from_db()
     for attempt in run.attempts.filter(state=AttemptState.RUNNING):
         services.finish_attempt(
-            attempt, AttemptState.FAILED, outcome="internal_error", error=repr(exc)
+            attempt, AttemptState.FAILED, outcome=Outcome.INTERNAL_ERROR, error=repr(exc)
         )
     services.record_event(run, "internal_error", error=repr(exc), traceback=traceback.format_exc())
     if not run.is_final:
         _finish(
             run,
             RunState.DONE_FAILED,
-            FailureCode.ENVIRONMENT,
-            f"internal error: {exc!r} (traceback in the run's event log)",
+            FailureCode.INTERNAL_ERROR,
+            f"Autopack failed: {exc!r} (please report it; the traceback is in the run's event log)",
         )
 
 
@@ -172,18 +174,11 @@ def _over_time(run: Run) -> bool:
     return (timezone.now() - run.active_since).total_seconds() > run.max_duration_seconds
 
 
-def _models_config() -> ModelsConfig:
-    try:
-        return load_models_config(Path(settings.AUTOPACK_MODELS))
-    except ConfigFileError as exc:
-        raise EnvironmentProblem(str(exc)) from None
-
-
 def _workspace(run: Run) -> GitWorkspace:
     project = run.project
     workspace = GitWorkspace.prepare(
         project.repository,
-        project.base_branch,
+        run.base_branch or project.base_branch,
         run.run_id,
         settings.AUTOPACK_HOME,
         is_url=is_git_url(project.repository),
@@ -212,7 +207,7 @@ def _abandon_interrupted_attempts(run: Run) -> None:
         services.finish_attempt(
             attempt,
             AttemptState.ABANDONED,
-            outcome="interrupted",
+            outcome=Outcome.INTERRUPTED,
             error="the worker executing this attempt stopped; the "
             "workspace was reset to the last savepoint",
         )
@@ -221,18 +216,18 @@ def _abandon_interrupted_attempts(run: Run) -> None:
         )
 
 
-def _reference(run: Run, phase: Phase, workspace: GitWorkspace, environment):
-    """The results the phase's gate compares with. On the base commit the run's own test
-    command must run, or nothing could be verified; a phase's own command may not run
-    yet (the phase may be what makes it run)."""
-    command = environments.test_command(run, phase, environment)
-    if command is None:
-        return None
-    suite = environments.suite_command(run, environment)
-    if suite and suite != command and workspace.head() == run.base_commit:
-        environments.reference(run, suite, workspace, environment, must_run=True)
-    own = bool(phase.test_command)
-    return environments.reference(run, command, workspace, environment, must_run=not own)
+def _references(
+    run: Run, phase: Phase, workspace: GitWorkspace, environment
+) -> dict[str, TestResults]:
+    """The results each of the phase's test commands is compared with. The run's suite
+    must run, or nothing could be verified; a phase's own command may not run yet (the
+    phase may be what makes it run)."""
+    return {
+        gate.command: environments.reference(
+            run, gate.command, workspace, environment, must_run=not gate.own
+        )
+        for gate in environments.gate_commands(run, phase, environment)
+    }
 
 
 def _check_sandbox(run: Run) -> None:
@@ -241,7 +236,7 @@ def _check_sandbox(run: Run) -> None:
         return
     available = bubblewrap() is not None
     if not available and settings.AUTOPACK_REQUIRE_SANDBOX:
-        raise EnvironmentProblem(
+        raise ConfigurationError(
             "AUTOPACK_REQUIRE_SANDBOX is set but bubblewrap (bwrap) is not installed, so test "
             "commands cannot be sandboxed. Install the bubblewrap package."
         )

@@ -8,7 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from runs.states import AttemptState, FailureCode, PhaseState, RunState
+from runs.engine.spec import title
+from runs.states import AttemptState, FailureCode, Outcome, PhaseState, RunState
 
 
 class Resolution:
@@ -81,6 +82,7 @@ class Run(models.Model):
         blank=True,
         help_text="Empty: route models by config/models.yaml. scripted:PATH: replies from a file",
     )
+    base_branch = models.CharField(max_length=200, blank=True, help_text="Empty: the project's")
     setup_command = models.CharField(max_length=2000, blank=True)
     test_command = models.CharField(max_length=1000, blank=True)
     dependency_resolution = models.CharField(
@@ -125,6 +127,11 @@ class Run(models.Model):
     def is_final(self) -> bool:
         return self.state in RunState.FINAL
 
+    @property
+    def failure_kind(self) -> str:
+        """ "user" (a code saying what to change), "application" (a bug) or ""."""
+        return FailureCode.kind(self.failure_code)
+
 
 class Tier(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tiers")
@@ -154,7 +161,7 @@ class Phase(models.Model):
     tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="phases")
     phase_id = models.CharField(max_length=100)
     index = models.PositiveIntegerField()
-    name = models.CharField(max_length=500)
+    name = models.TextField(help_text="The run config's task_name, whole")
     description = models.TextField(blank=True)
     category = models.CharField(max_length=100, blank=True)
     complexity = models.CharField(max_length=10, choices=Complexity.CHOICES)
@@ -185,6 +192,15 @@ class Phase(models.Model):
     def __str__(self) -> str:
         return f"{self.run.run_id}/{self.phase_id}"
 
+    @property
+    def title(self) -> str:
+        """The task's first line, shortened; the whole task is `name`."""
+        return title(self.name)
+
+    @property
+    def has_more_text(self) -> bool:
+        return self.title != self.name.strip()
+
 
 class Attempt(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
@@ -198,7 +214,7 @@ class Attempt(models.Model):
     state = models.CharField(
         max_length=20, choices=AttemptState.CHOICES, default=AttemptState.RUNNING
     )
-    outcome = models.CharField(max_length=50, blank=True)
+    outcome = models.CharField(max_length=50, choices=Outcome.CHOICES, blank=True)
     error = models.TextField(blank=True)
     feedback = models.TextField(blank=True, help_text="What the next attempt is told")
     diff = models.TextField(blank=True)

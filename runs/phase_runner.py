@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from autopack_site import configuration
 from governance import backlog, rules
-from governance.config import load_governance
 from governance.gatekeeper import Gatekeeper
 from governance.notifications import notify
 from governance.secrets import scrub, scrub_data
 from runs import environments, services
 from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
-from runs.engine.configfile import ConfigFileError
 from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
 from runs.engine.gates.deliverables import DeliverablesGate
@@ -32,12 +31,10 @@ from runs.states import AttemptState, FailureCode, PhaseState, RunState
 from telemetry.budgets import budget_for, check_health
 
 
-class PhaseFailed(Exception):
+class PhaseFailed(RunStopped):
     """The phase ran out of attempts; the run ends DONE_FAILED / phase_failed."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.code = FailureCode.PHASE_FAILED
+    outcome = FailureCode.PHASE_FAILED
 
 
 def attempt_phase(
@@ -46,7 +43,7 @@ def attempt_phase(
     workspace: GitWorkspace,
     config: ModelsConfig,
     environment: Environment | None,
-    reference: TestResults | None,
+    references: dict[str, TestResults],
 ) -> None:
     if phase.state == PhaseState.QUEUED:
         services.transition_phase(phase, PhaseState.EXECUTING)
@@ -62,7 +59,8 @@ def attempt_phase(
         configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
     # An approved attempt continues with its own models; a new one gets the next choice.
-    choice = None if approved else choose(config, phase.complexity, len(failed))
+    policy = config.policy_for(phase.category, phase.escalation_policy)
+    choice = None if approved else choose(config, phase.complexity, len(failed), policy)
     builder = approved.model if approved else choice.builder
     auditor = (approved.auditor_model or None) if approved else choice.auditor
     llm.provider_for(builder)  # no attempt without a provider to make it
@@ -83,7 +81,7 @@ def attempt_phase(
         llm=llm,
         workspace=workspace,
         edit_format=edit_format(config.builder.edit_format),
-        gates=_gates(run, phase, workspace, recorder, environment, reference),
+        gates=_gates(run, phase, workspace, recorder, environment, references),
         recorder=recorder,
         limits=_limits(config),
         governance=_gatekeeper(run, phase, attempt),
@@ -132,12 +130,7 @@ def _new_attempt(run: Run, phase: Phase, choice) -> Attempt:
 
 
 def _gatekeeper(run: Run, phase: Phase, attempt: Attempt) -> Gatekeeper:
-    from runs.engine.outcomes import EnvironmentProblem
-
-    try:
-        return Gatekeeper(run, phase, attempt, load_governance())
-    except ConfigFileError as exc:
-        raise EnvironmentProblem(str(exc)) from None
+    return Gatekeeper(run, phase, attempt, configuration.governance())
 
 
 def _hold(run: Run, phase: Phase, attempt: Attempt, held: AwaitingApproval) -> None:
@@ -224,26 +217,27 @@ def _gates(
     workspace: GitWorkspace,
     recorder: DjangoRecorder,
     environment: Environment | None,
-    reference: TestResults | None,
+    references: dict[str, TestResults],
 ) -> list:
     gates: list = [DeliverablesGate(list(phase.deliverables))]
-    command = environments.test_command(run, phase, environment)
-    if command:
 
-        def runtime() -> Runtime:
-            # Prepared again before each gate: a changed manifest rebuilds the environment.
-            current = environments.prepare_for(run, phase, workspace, recorder)
-            return current.runtime if current else Runtime()
+    def runtime() -> Runtime:
+        # Prepared again before each gate: a changed manifest rebuilds the environment.
+        current = environments.prepare_for(run, phase, workspace, recorder)
+        return current.runtime if current else Runtime()
 
+    commands = environments.gate_commands(run, phase, environment)
+    for gate in commands:
         gates.append(
             TestGate(
-                command,
-                reference,
-                list(phase.acceptance_criteria),
+                gate.command,
+                references.get(gate.command),
+                list(phase.acceptance_criteria) if gate.criteria else [],
                 runtime,
                 settings.AUTOPACK_GATE_TIMEOUT,
                 sandbox=bool(run.sandboxed),
-                own_command=bool(phase.test_command),
+                own_command=gate.own,
+                name="phase tests" if gate.own and len(commands) > 1 else "tests",
             )
         )
     return gates

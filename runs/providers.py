@@ -9,8 +9,7 @@ from django.conf import settings
 from django.db.models import Count
 
 from runs.engine.protocols import LLMProvider
-from runs.engine.providers.anthropic_provider import AnthropicProvider
-from runs.engine.providers.openai_provider import OpenAIProvider
+from runs.engine.providers import configured
 from runs.engine.providers.scripted import ScriptedProvider
 from runs.models import Run
 from telemetry.models import LlmCall
@@ -19,22 +18,7 @@ SCRIPTED = "scripted:"
 
 
 def configured_providers() -> dict[str, LLMProvider]:
-    options = {
-        "max_retries": settings.AUTOPACK_LLM_MAX_RETRIES,
-        "timeout": settings.AUTOPACK_LLM_TIMEOUT,
-    }
-    providers: dict[str, LLMProvider] = {}
-    if os.environ.get("ANTHROPIC_API_KEY"):
-        providers["anthropic"] = AnthropicProvider(
-            os.environ["ANTHROPIC_API_KEY"], os.environ.get("ANTHROPIC_BASE_URL"), **options
-        )
-    base_url = os.environ.get("OPENAI_BASE_URL")
-    if os.environ.get("OPENAI_API_KEY") or base_url:
-        # Local OpenAI-compatible servers (Ollama, llama.cpp) accept any key.
-        providers["openai"] = OpenAIProvider(
-            os.environ.get("OPENAI_API_KEY") or "not-needed", base_url, **options
-        )
-    return providers
+    return configured(os.environ, settings.AUTOPACK_LLM_TIMEOUT, settings.AUTOPACK_LLM_MAX_RETRIES)
 
 
 def validate_provider_option(value: str) -> str:

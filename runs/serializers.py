@@ -114,6 +114,12 @@ class TierSerializer(serializers.ModelSerializer):
 
 class RunSummarySerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    failure_kind = serializers.ChoiceField(
+        choices=["", "user", "application"],
+        read_only=True,
+        help_text="user: the failure code says what to change; application: a bug in "
+        "Autopack (please report it)",
+    )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -125,6 +131,7 @@ class RunSummarySerializer(serializers.ModelSerializer):
             "goal",
             "state",
             "failure_code",
+            "failure_kind",
             "failure_reason",
             "token_cap",
             "tokens_used",

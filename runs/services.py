@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from autopack_site import configuration
 from governance.secrets import scrub_data
 from runs import live
 from runs.config import ConfigError, RunConfig, parse_run_config
-from runs.engine.configfile import ConfigFileError
-from runs.engine.routing import load_models_config
+from runs.engine.outcomes import ConfigurationError
 from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
 from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
 
@@ -51,21 +51,41 @@ def _resolve_repository(config: RunConfig, base_dir: Path) -> str:
 
 
 def _project_for(config: RunConfig, repository: str) -> Project:
-    name = config.project or Path(repository.rstrip("/")).name.removesuffix(".git") or "project"
-    project, created = Project.objects.get_or_create(
-        name=name, defaults={"repository": repository, "base_branch": config.base_branch}
-    )
-    if not created and project.repository != repository:
-        raise ConfigError(
-            [
-                {
-                    "path": "project",
-                    "message": f"project {name!r} already uses repository {project.repository}; "
-                    "choose another project name",
-                }
-            ]
+    """The project named in the config, else the one that already has this repository,
+    else a new one named after the repository (made unique if another repository took
+    the name)."""
+    if config.project:
+        project, created = Project.objects.get_or_create(
+            name=config.project,
+            defaults={"repository": repository, "base_branch": config.base_branch or "main"},
         )
-    return project
+        if not created and project.repository != repository:
+            raise ConfigError(
+                [
+                    {
+                        "path": "project",
+                        "message": f"project {project.name!r} already uses repository "
+                        f"{project.repository}, not {repository}; choose another project "
+                        "name (`project` in the run config, `autopack run --project NAME`)",
+                    }
+                ]
+            )
+        return project
+    existing = Project.objects.filter(repository=repository).order_by("pk").first()
+    if existing is not None:
+        return existing
+    return Project.objects.create(
+        name=_default_name(repository),
+        repository=repository,
+        base_branch=config.base_branch or "main",
+    )
+
+
+def _default_name(repository: str) -> str:
+    name = Path(repository.rstrip("/")).name.removesuffix(".git") or "project"
+    if not Project.objects.filter(name=name).exists():
+        return name
+    return f"{name}-{hashlib.sha1(repository.encode()).hexdigest()[:8]}"
 
 
 def create_run(
@@ -101,8 +121,8 @@ def create_run(
 
 def _default_max_attempts() -> int:
     try:
-        models = load_models_config(Path(settings.AUTOPACK_MODELS))
-    except ConfigFileError as exc:
+        models = configuration.models()
+    except ConfigurationError as exc:
         raise ConfigError(
             [
                 {
@@ -132,6 +152,7 @@ def _store_plan(
         health_budget=config.health_budget.model_dump(exclude_none=True),
         max_attempts_per_phase=config.max_attempts_per_phase or _default_max_attempts(),
         max_duration_seconds=(config.max_duration_minutes or 0) * 60 or None,
+        base_branch=config.base_branch or "",
         setup_command=config.setup_command,
         test_command=config.test_command,
         dependency_resolution=config.dependency_resolution or "",

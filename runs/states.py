@@ -1,6 +1,11 @@
-"""States of runs, phases and attempts, and the transitions allowed between them."""
+"""States of runs, phases and attempts, and the transitions allowed between them.
+(Why a run failed and how an attempt ended: FailureCode and Outcome, in the engine.)"""
 
 from __future__ import annotations
+
+from runs.engine.outcomes import FailureCode, Outcome
+
+__all__ = ["AttemptState", "FailureCode", "Outcome", "PhaseState", "RunState", "check_transition"]
 
 
 class RunState:
@@ -29,31 +34,6 @@ class RunState:
         DONE_FAILED: {QUEUED},
         CANCELLED: {QUEUED},
     }
-
-
-class FailureCode:
-    """Why a run ended DONE_FAILED."""
-
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    POLICY_VIOLATION = "policy_violation"
-    PHASE_FAILED = "phase_failed"
-    CANCELLED = "cancelled"
-    ENVIRONMENT = "environment"
-    SETUP_FAILED = "setup_failed"  # the project environment could not be prepared
-    TESTS_CANNOT_RUN = "tests_cannot_run"  # the project's tests do not run at baseline
-
-    CHOICES = [
-        (c, c.replace("_", " "))
-        for c in (
-            BUDGET_EXHAUSTED,
-            POLICY_VIOLATION,
-            PHASE_FAILED,
-            CANCELLED,
-            ENVIRONMENT,
-            SETUP_FAILED,
-            TESTS_CANNOT_RUN,
-        )
-    ]
 
 
 class PhaseState:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.db.models import Q
 
+from autopack_site import configuration
 from runs.engine.budget import Allowance, Budget
-from runs.engine.configfile import ConfigFileError
-from runs.engine.outcomes import BudgetExhausted, EnvironmentProblem
-from runs.engine.pricing import load_prices
+from runs.engine.outcomes import BudgetExhausted
 from runs.models import Attempt, Phase, Run
 from runs.states import AttemptState
 from telemetry.models import LlmCall
@@ -19,10 +16,7 @@ PATCH_FAILURES = ("apply_error", "format_error")
 
 
 def budget_for(run: Run, phase: Phase) -> Budget:
-    try:
-        prices = load_prices(Path(settings.AUTOPACK_PRICES))
-    except ConfigFileError as exc:
-        raise EnvironmentProblem(str(exc)) from None
+    prices = configuration.prices()
     deadline = None
     if run.max_duration_seconds and run.active_since:
         deadline = run.active_since.timestamp() + run.max_duration_seconds

@@ -62,18 +62,20 @@ def usage_page(request: HttpRequest) -> HttpResponse:
     calls = LlmCall.objects.filter(created_at__gte=timezone.now() - WINDOW[period])
     by_model = usage(calls, period, "model")
     by_role = usage(calls, period, "role")
+    charts = [
+        chart(by_model, "total_tokens", "Tokens by model"),
+        chart(by_model, "cost_usd", "Known cost (USD) by model"),
+        chart(by_role, "total_tokens", "Tokens by role"),
+        chart(by_role, "cost_usd", "Known cost (USD) by role"),
+    ]
     return render(
         request,
         "telemetry/usage.html",
         {
             "period": period,
             "periods": list(PERIODS),
-            "charts": [
-                chart(by_model, "total_tokens", "Tokens by model"),
-                chart(by_model, "cost_usd", "Known cost (USD) by model"),
-                chart(by_role, "total_tokens", "Tokens by role"),
-                chart(by_role, "cost_usd", "Known cost (USD) by role"),
-            ],
-            "rows": usage(calls, period, "model"),
+            "charts": charts if by_model else [],
+            "rows": by_model,
+            "ever": LlmCall.objects.exists(),
         },
     )

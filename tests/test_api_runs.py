@@ -279,14 +279,15 @@ def test_projects_are_listed(api, run_config):
 
 
 def test_same_project_name_with_another_repository_is_refused(api, run_config, tmp_path):
-    api.post("/api/runs/", run_config, format="json")
+    api.post("/api/runs/", {**run_config, "project": "notes"}, format="json")
     other = tmp_path / "elsewhere" / "notes"
     other.mkdir(parents=True)
-    run_config.update(run_id="second", workspace=str(other))
+    run_config.update(run_id="second", workspace=str(other), project="notes")
 
     errors = _errors(api.post("/api/runs/", run_config, format="json"))
 
     assert "already uses repository" in errors["project"]
+    assert str(other) in errors["project"]
 
 
 def test_schema_describes_run_creation(api):

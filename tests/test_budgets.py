@@ -130,7 +130,7 @@ def test_a_cost_capped_run_refuses_a_model_without_a_price(priced, fake_llm, rep
 
     run = drive(start(one_phase(repo, cost_cap=5)))
 
-    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "environment")
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "configuration")
     assert "Model openai/mystery-model has no price" in run.failure_reason
     assert fake_llm.seen == []
 

@@ -89,6 +89,53 @@ def test_escalation_can_stay_within_the_complexity(tmp_path):
     assert choose(config, "low", 0).auditor is None
 
 
+def test_best_first_starts_at_the_strongest_model_of_the_chain_then_escalates(tmp_path):
+    config = load_models_config(write_models(tmp_path / "m.yaml"))
+
+    picks = [choose(config, "low", n, "best_first").builder for n in range(5)]
+
+    assert picks == ["anthropic/claude-low-2"] * 2 + ["openai/gpt-medium-1"] * 2 + [
+        "anthropic/claude-high-1"
+    ]
+    assert (
+        "best_first starts at the strongest model" in choose(config, "low", 0, "best_first").reason
+    )
+
+
+def test_progressive_starts_at_the_cheapest_and_a_model_list_replaces_the_chains(tmp_path):
+    config = load_models_config(write_models(tmp_path / "m.yaml"))
+    listed = config.policy_for("", {"models": ["gpt-5-mini", "anthropic/claude-x"]})
+
+    assert choose(config, "medium", 0, "progressive").builder == "openai/gpt-medium-1"
+    assert [choose(config, "low", n, listed).builder for n in range(5)] == [
+        "openai/gpt-5-mini",
+        "openai/gpt-5-mini",
+        "anthropic/claude-x",
+        "anthropic/claude-x",
+        "anthropic/claude-x",
+    ]
+
+
+def test_a_category_policy_applies_when_the_phase_sets_none(tmp_path):
+    config = load_models_config(
+        write_models(tmp_path / "m.yaml", llm_routing_policies={"security": "best_first"})
+    )
+
+    assert config.policy_for("security", None) == "best_first"
+    assert config.policy_for("security", "progressive") == "progressive"
+    assert config.policy_for("docs", None) == "progressive"
+
+
+def test_an_unknown_category_policy_is_named_with_its_key(tmp_path):
+    path = write_models(tmp_path / "m.yaml", llm_routing_policies={"security": "fastest"})
+
+    with pytest.raises(ConfigFileError) as failed:
+        load_models_config(path)
+
+    assert "llm_routing_policies.security" in str(failed.value)
+    assert "unknown escalation policy 'fastest'" in str(failed.value)
+
+
 @pytest.mark.parametrize(
     "path, rule",
     [

@@ -363,7 +363,7 @@ def test_run_without_a_configured_provider_says_which_variables_to_set(engine, r
 
     run = drive(start(config(repo, [phase("count", 0, ["inventory/"])])))
 
-    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "environment")
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "configuration")
     assert "anthropic/claude-low-1 needs the anthropic provider" in run.failure_reason
     assert "ANTHROPIC_API_KEY" in run.failure_reason
     assert not Attempt.objects.exists()

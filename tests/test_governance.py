@@ -344,7 +344,7 @@ def test_a_run_refuses_to_start_without_a_required_sandbox(
 
     run = drive(start(config(repo, [phase("x", 0, ["inventory/"])])))
 
-    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "environment")
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "configuration")
     assert "AUTOPACK_REQUIRE_SANDBOX is set but bubblewrap" in run.failure_reason
 
 

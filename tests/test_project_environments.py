@@ -90,24 +90,37 @@ def test_the_install_step_has_the_network_but_not_autopack_s_secrets(
     assert run.environment["resolution"] == "setup_command"
 
 
+TOML_TEST = (
+    "import toml\n\nimport flask\n\n\n"
+    "def test_config_from_a_toml_file(tmp_path):\n"
+    "    path = tmp_path / 'config.toml'\n"
+    "    path.write_text('TEST_KEY = \"foo\"\\n')\n"
+    "    app = flask.Flask(__name__)\n"
+    "    assert app.config.from_file(str(path), toml.load)\n"
+    "    assert app.config['TEST_KEY'] == 'foo'\n"
+)
+
+
 def test_a_phase_that_changes_a_manifest_gets_a_rebuilt_environment_before_its_gate(
     engine, fake_llm, tmp_path, downloads, alice
 ):
-    # test_egg_installed_paths needs setuptools, which Flask's test requirements lack:
-    # the phase is about that test, so it must pass; only a manifest change can do it.
+    # The phase's new test needs a library Flask's tests never used: only a change to
+    # the test requirements (a protected manifest, so a person approves it) can pass.
     repo = FLASK.checkout(downloads, tmp_path / "flask")
-    required = "tests/test_instance_config.py::test_egg_installed_paths"
-    no_fix = FLASK.good
-    fix = block("requirements/tests.txt", "pytest==7.2.0\n", "pytest==7.2.0\nsetuptools\n")
-    fake_llm.script("builder", no_fix, fix)
+    required = "tests/test_config_toml.py::test_config_from_a_toml_file"
+    test_only = block("tests/test_config_toml.py", "", TOML_TEST)
+    with_requirement = test_only + block(
+        "requirements/tests.txt", "pytest==7.2.0\n", "pytest==7.2.0\ntoml==0.10.2\n"
+    )
+    fake_llm.script("builder", test_only, with_requirement)
     fake_llm.script("auditor", APPROVE)
     data = config(
         repo,
         [
             phase(
-                "eggs",
+                "toml",
                 0,
-                ["src/flask/", "requirements/"],
+                ["tests/", "requirements/"],
                 acceptance_criteria=[f"{required} passes"],
             )
         ],
@@ -117,7 +130,8 @@ def test_a_phase_that_changes_a_manifest_gets_a_rebuilt_environment_before_its_g
 
     first, second = waiting.attempts.order_by("number")
     assert first.outcome == "gate_failed"
-    assert f"FAILED {required} (must pass: named in the acceptance criteria" in first.feedback
+    assert "tests/test_config_toml.py could not be loaded" in first.feedback
+    assert "No module named 'toml'" in first.feedback
     assert waiting.state == RunState.AWAITING_APPROVAL
     request = GovernanceRequest.objects.get()
     assert request.protected_paths == ["requirements/tests.txt"]
@@ -132,6 +146,35 @@ def test_a_phase_that_changes_a_manifest_gets_a_rebuilt_environment_before_its_g
     environments = [e.payload for e in run.events.filter(kind="environment").order_by("id")]
     assert len(environments) == 2 and environments[0]["key"] != environments[1]["key"]
     assert environments[1]["from_cache"] is False
+
+
+def test_a_phase_with_its_own_test_command_still_cannot_break_the_suite(engine, fake_llm, repo):
+    from tests.test_engine_runs import REGRESSION
+
+    own = "python -m pytest tests/test_quantity.py"
+    new_test = block(
+        "tests/test_quantity.py",
+        "",
+        "from inventory.stock import quantity_of\n\n\n"
+        "def test_unknown_item_is_zero():\n    assert quantity_of({}, 'x') == 0\n",
+    )
+    fake_llm.script("builder", QUANTITY + new_test + REGRESSION, QUANTITY + new_test)
+    fake_llm.script("auditor", APPROVE)
+
+    run = drive(
+        start(config(repo, [phase("count", 0, ["inventory/", "tests/"], test_command=own)]))
+    )
+
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    first, second = run.attempts.order_by("number")
+    assert first.outcome == "gate_failed"
+    assert "tests/test_stock.py::test_cannot_remove_more_than_on_hand" in first.feedback
+    gates = {gate["name"]: gate for gate in second.gate_results}
+    assert gates["tests"]["details"]["command"] == "python -m pytest"
+    assert gates["phase tests"]["details"]["command"] == own
+    assert gates["phase tests"]["details"]["required"] == {
+        "tests/test_quantity.py::test_unknown_item_is_zero": "passed"
+    }
 
 
 def test_project_commands_are_set_over_the_api_by_staff(api, charlie, repo, engine):

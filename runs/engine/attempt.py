@@ -35,7 +35,7 @@ from runs.engine.protocols import (
     ProposedChange,
     Recorder,
 )
-from runs.engine.spec import AttemptPlan
+from runs.engine.spec import AttemptPlan, title
 from runs.engine.workspace import GitWorkspace
 
 
@@ -306,7 +306,7 @@ def _review(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None
 def _commit_message(plan: AttemptPlan) -> str:
     spec = plan.spec
     return (
-        f"autopack: {spec.phase_id}: {spec.task_name}\n\n"
+        f"autopack: {spec.phase_id}: {title(spec.task_name, 72)}\n\n"
         f"Run: {spec.run_id}\nPhase: {spec.phase_id}\nAttempt: {plan.number}\n"
         f"Builder: {plan.builder_model}\n"
     )

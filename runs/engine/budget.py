@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from runs.engine.outcomes import BudgetExhausted, EnvironmentProblem
+from runs.engine.outcomes import BudgetExhausted, ConfigurationError
 from runs.engine.pricing import Price, PriceTable
 from runs.engine.protocols import LLMRequest
 
@@ -44,7 +44,7 @@ class Budget:
         price = self.prices.price(model_id)
         capped_by_cost = [a for a in self.allowances if a.cost_cap is not None]
         if capped_by_cost and price is None:
-            raise EnvironmentProblem(
+            raise ConfigurationError(
                 f"Model {model_id} has no price in the price table, and the "
                 f"{capped_by_cost[0].label} has a cost cap: add the model to "
                 "config/prices.yaml (AUTOPACK_PRICES) or remove the cost cap."

@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from runs.engine.budget import Budget
-from runs.engine.outcomes import Cancelled, EnvironmentProblem, ProviderError
+from runs.engine.outcomes import Cancelled, ConfigurationError, ProviderError
 from runs.engine.protocols import LLMProvider, LLMRequest, LLMResponse, Recorder
+from runs.engine.providers import REGISTRY
 
 # Without a provider-side count, a prompt is taken to cost one token per three bytes of
 # UTF-8 plus an overhead per message. English and code run at three to four characters
@@ -19,11 +20,6 @@ from runs.engine.protocols import LLMProvider, LLMRequest, LLMResponse, Recorder
 BYTES_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 16
 COUNT_MARGIN = 1.05
-
-PROVIDER_KEYS = {
-    "anthropic": "ANTHROPIC_API_KEY (and ANTHROPIC_BASE_URL for a proxy)",
-    "openai": "OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible server)",
-}
 
 
 def estimate_prompt_tokens(request: LLMRequest) -> int:
@@ -72,10 +68,10 @@ class LLMCaller:
             return self.override
         name, _ = split_model_id(model_id)
         if name not in self.providers:
-            raise EnvironmentProblem(
+            raise ConfigurationError(
                 f"Model {model_id} needs the {name} provider, which is not configured: set "
-                f"{PROVIDER_KEYS.get(name, name.upper() + '_API_KEY')} in the environment of "
-                "the worker (or of `autopack run`)."
+                f"{REGISTRY[name].variables} in the environment of the worker (or of "
+                "`autopack run`)."
             )
         return self.providers[name]
 

@@ -1,21 +1,100 @@
-"""Why an attempt ended. Each failure carries what the next attempt needs to hear."""
+"""Why an attempt or a run ended: one enumeration of attempt outcomes and one of run
+failure codes, used by the engine, the models (as choices) and the API. Each failure
+carries what the next attempt needs to hear, or what the user must change.
+
+Errors are of two kinds. A user error (bad configuration, a missing key, an unreachable
+repository, an environment that cannot be installed, tests that cannot run) has a stable
+code and a sentence saying what to change. An application error is a bug in Autopack:
+it is recorded with its traceback and shown as "Autopack failed: ... (please report)".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 
+def _choices(*values: str) -> list[tuple[str, str]]:
+    return [(value, value.replace("_", " ")) for value in values]
+
+
 class Outcome:
+    """How an attempt ended."""
+
     PASSED = "passed"
     FORMAT_ERROR = "format_error"
     APPLY_ERROR = "apply_error"
     POLICY_VIOLATION = "policy_violation"
     GATE_FAILED = "gate_failed"
     AUDITOR_REJECTED = "auditor_rejected"
+    AUDITOR_ERROR = "auditor_error"
     TRUNCATED = "truncated"
     PROVIDER_ERROR = "provider_error"
+    AWAITING_APPROVAL = "awaiting_approval"
+    DENIED = "denied"
+    INTERRUPTED = "interrupted"  # its worker stopped
+    # The run stopped during the attempt; the attempt ends with the run's failure code.
     BUDGET_EXHAUSTED = "budget_exhausted"
     CANCELLED = "cancelled"
+    CONFIGURATION = "configuration"
+    REPOSITORY = "repository"
+    SETUP_FAILED = "setup_failed"
+    TESTS_CANNOT_RUN = "tests_cannot_run"
+    INTERNAL_ERROR = "internal_error"
+
+    CHOICES = _choices(
+        PASSED,
+        FORMAT_ERROR,
+        APPLY_ERROR,
+        POLICY_VIOLATION,
+        GATE_FAILED,
+        AUDITOR_REJECTED,
+        AUDITOR_ERROR,
+        TRUNCATED,
+        PROVIDER_ERROR,
+        AWAITING_APPROVAL,
+        DENIED,
+        INTERRUPTED,
+        BUDGET_EXHAUSTED,
+        CANCELLED,
+        CONFIGURATION,
+        REPOSITORY,
+        SETUP_FAILED,
+        TESTS_CANNOT_RUN,
+        INTERNAL_ERROR,
+    )
+
+
+class FailureCode:
+    """Why a run ended DONE_FAILED. Every code but INTERNAL_ERROR is the user's to fix."""
+
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    POLICY_VIOLATION = "policy_violation"
+    PHASE_FAILED = "phase_failed"
+    CANCELLED = "cancelled"
+    CONFIGURATION = "configuration"  # a config file, a key, a provider, the sandbox
+    REPOSITORY = "repository"  # not a repository, cannot be cloned, no base branch
+    SETUP_FAILED = "setup_failed"  # the project environment could not be prepared
+    TESTS_CANNOT_RUN = "tests_cannot_run"  # the project's tests do not run at baseline
+    INTERNAL_ERROR = "internal_error"  # a bug in Autopack
+
+    CHOICES = _choices(
+        BUDGET_EXHAUSTED,
+        POLICY_VIOLATION,
+        PHASE_FAILED,
+        CANCELLED,
+        CONFIGURATION,
+        REPOSITORY,
+        SETUP_FAILED,
+        TESTS_CANNOT_RUN,
+        INTERNAL_ERROR,
+    )
+
+    @classmethod
+    def kind(cls, code: str) -> str:
+        """ "user" or "application" (empty for no failure)."""
+        if not code:
+            return ""
+        return "application" if code == cls.INTERNAL_ERROR else "user"
 
 
 class AttemptFailure(Exception):
@@ -62,7 +141,7 @@ class AuditorRejection(AttemptFailure):
 
 
 class AuditorUnreadable(AttemptFailure):
-    outcome = "auditor_error"
+    outcome = Outcome.AUDITOR_ERROR
 
 
 class TruncatedOutput(AttemptFailure):
@@ -78,27 +157,48 @@ class ProviderError(AttemptFailure):
 
 
 class RunStopped(Exception):
-    """Not the attempt's fault: the whole run must stop (budget, cancel, environment)."""
+    """Not the attempt's fault: the whole run must stop. `outcome` is the failure code
+    the run ends with (and the outcome of an attempt it interrupts)."""
 
-    outcome = "stopped"
+    outcome = FailureCode.INTERNAL_ERROR
+
+    def report(self) -> str:
+        return str(self)
 
 
 class BudgetExhausted(RunStopped):
-    outcome = Outcome.BUDGET_EXHAUSTED
+    outcome = FailureCode.BUDGET_EXHAUSTED
 
 
 class Cancelled(RunStopped):
-    outcome = Outcome.CANCELLED
+    outcome = FailureCode.CANCELLED
 
 
-class EnvironmentProblem(RunStopped):
-    outcome = "environment"
+class ConfigurationError(RunStopped):
+    """A user error in Autopack's setup: a config file, a key, a provider, the sandbox."""
+
+    outcome = FailureCode.CONFIGURATION
+
+
+class RepositoryError(RunStopped):
+    """The project's repository cannot be used: not a repository, unreachable, no base
+    branch."""
+
+    outcome = FailureCode.REPOSITORY
+
+
+class TestsCannotRun(RunStopped):
+    """The project's tests cannot run on the commit a phase starts from: no change could
+    be verified, so the run stops before spending anything on models."""
+
+    __test__ = False  # not a pytest test class
+    outcome = FailureCode.TESTS_CANNOT_RUN
 
 
 class AwaitingApproval(RunStopped):
     """The change waits for a person; the attempt continues once it is decided."""
 
-    outcome = "awaiting_approval"
+    outcome = Outcome.AWAITING_APPROVAL
 
     def __init__(self, request_id: int, diff: str, summary: str) -> None:
         super().__init__(summary)
@@ -109,9 +209,11 @@ class AwaitingApproval(RunStopped):
 LOG_TAIL_CHARS = 6000
 
 
-class SetupFailed(Exception):
+class SetupFailed(RunStopped):
     """The project's environment could not be prepared. A user error: the message says
     what failed, `output` what the installer printed, `hint` what to change."""
+
+    outcome = FailureCode.SETUP_FAILED
 
     def __init__(self, message: str, output: str = "", hint: str = "") -> None:
         super().__init__(message)

@@ -4,14 +4,14 @@ escalate. Validated on load; every error names the key that is wrong."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from runs.engine.configfile import load_config_file
+from runs.engine.providers import REGISTRY
 
 LEVELS = ("low", "medium", "high")
-PROVIDERS = ("anthropic", "openai")
 
 
 def qualify_model(name: str) -> str:
@@ -19,16 +19,15 @@ def qualify_model(name: str) -> str:
     name = name.strip()
     provider, slash, model = name.partition("/")
     if slash:
-        if provider not in PROVIDERS or not model:
+        if provider not in REGISTRY or not model:
             raise ValueError(
                 f"{name!r}: the provider prefix must be one of "
-                f"{', '.join(p + '/' for p in PROVIDERS)}"
+                f"{', '.join(p + '/' for p in REGISTRY)}"
             )
         return name
-    if name.startswith("claude-"):
-        return f"anthropic/{name}"
-    if name.startswith(("gpt-", "o1", "o3", "o4")):
-        return f"openai/{name}"
+    for spec in REGISTRY.values():
+        if name.startswith(spec.bare_prefixes):
+            return f"{spec.name}/{name}"
     raise ValueError(
         f"{name!r} does not say which provider serves it; write "
         f"'openai/{name}' (OpenAI or any OpenAI-compatible server such as Ollama "
@@ -85,11 +84,40 @@ class AuditorSettings(_Strict):
     max_output_tokens: int = Field(default=2048, ge=128)
 
 
+BEST_FIRST, PROGRESSIVE = "best_first", "progressive"
+
+
+def parse_policy(value: object) -> str | tuple[str, ...]:
+    """An escalation policy: "progressive" (start at the cheapest model of the chain and
+    escalate), "best_first" (start at its strongest) or {"models": [...]} (exactly these
+    models, in this order). Raises ValueError saying what is accepted."""
+    if value in (BEST_FIRST, PROGRESSIVE):
+        return value
+    if isinstance(value, dict) and set(value) == {"models"} and isinstance(value["models"], list):
+        models = value["models"]
+        if models and all(isinstance(m, str) for m in models):
+            return tuple(qualify_model(m) for m in models)
+    raise ValueError(
+        f'unknown escalation policy {value!r}; use "best_first", "progressive" or '
+        '{"models": ["provider/model", ...]}'
+    )
+
+
+def _valid_policy(value: str | dict) -> str | dict:
+    parse_policy(value)
+    return value
+
+
+Policy = Annotated[str | dict, AfterValidator(_valid_policy)]
+
+
 class ModelsConfig(_Strict):
     escalation_chains: EscalationChains
     complexity_escalation: ComplexityEscalation = ComplexityEscalation()
     builder: BuilderSettings = BuilderSettings()
     auditor: AuditorSettings = AuditorSettings()
+    # The escalation policy for phases of a task_category that set none of their own.
+    llm_routing_policies: dict[str, Policy] = {}
 
     def threshold(self, level: str) -> int:
         thresholds = self.complexity_escalation.thresholds
@@ -97,6 +125,12 @@ class ModelsConfig(_Strict):
 
     def chain(self, role: str, level: str) -> list[str]:
         return getattr(getattr(self.escalation_chains, role), level).models
+
+    def policy_for(self, category: str, own: object) -> str | tuple[str, ...]:
+        """A phase's policy: its own, else its category's, else progressive."""
+        if own is not None:
+            return parse_policy(own)
+        return parse_policy(self.llm_routing_policies.get(category, PROGRESSIVE))
 
 
 def load_models_config(path: Path) -> ModelsConfig:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+TITLE_CHARS = 100
+
+
+def title(text: str, limit: int = TITLE_CHARS) -> str:
+    """A task's first line, shortened to `limit` characters: for lists, headers, commits."""
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
 
 @dataclass(frozen=True)
 class PhaseSpec:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from runs.engine.outcomes import EnvironmentProblem
+from runs.engine.outcomes import RepositoryError
 
 AUTHOR = "Autopack <autopack@localhost>"
 _GIT_CONFIG = [
@@ -65,7 +65,7 @@ class GitWorkspace:
             try:
                 origin.git.rev_parse("--verify", f"{base}^{{commit}}")
             except git.GitCommandError:
-                raise EnvironmentProblem(
+                raise RepositoryError(
                     f"Base branch {base_branch!r} does not exist in {source}."
                 ) from None
             origin.git.worktree("add", "-b", branch, str(worktree), base)
@@ -77,7 +77,7 @@ class GitWorkspace:
             try:
                 return git.Repo(source)
             except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-                raise EnvironmentProblem(f"{source} is not a git repository.") from None
+                raise RepositoryError(f"{source} is not a git repository.") from None
         clone = _clone_dir(source, home / "repos")
         try:
             if clone.exists():
@@ -87,7 +87,7 @@ class GitWorkspace:
             clone.parent.mkdir(parents=True, exist_ok=True)
             return git.Repo.clone_from(source, clone)
         except git.GitCommandError as exc:
-            raise EnvironmentProblem(f"Cannot clone {source}: {exc.stderr.strip()}") from None
+            raise RepositoryError(f"Cannot clone {source}: {exc.stderr.strip()}") from None
 
     def head(self) -> str:
         return self.repo.head.commit.hexsha

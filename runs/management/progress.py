@@ -29,12 +29,15 @@ class Progress:
 
     def summary(self) -> str:
         run = Run.objects.get(pk=self.run.pk)
-        lines = [
-            f"\nRun {run.run_id}: {run.state}"
-            + (f" ({run.failure_code}: {run.failure_reason})" if run.failure_code else "")
-        ]
+        lines = [f"\nRun {run.run_id}: {run.state}"]
+        if run.failure_code:
+            whose = "an error in Autopack" if run.failure_kind == "application" else "to fix"
+            lines.append(f"  {run.failure_code} ({whose}): {run.failure_reason}")
         for phase in run.phases.order_by("tier__index", "index"):
-            lines.append(f"  {phase.phase_id:<24} {phase.state:<10} attempts {phase.attempt_count}")
+            lines.append(
+                f"  {phase.phase_id:<24} {phase.state:<10} attempts {phase.attempt_count:<3} "
+                f"{phase.title}"
+            )
         lines.append(
             f"  tokens used {run.tokens_used}, integration branch "
             f"{run.integration_branch}, worktree {run.worktree_path}"

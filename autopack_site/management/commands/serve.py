@@ -3,7 +3,7 @@ import os
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from autopack_site.readiness import require_migrated
+from autopack_site.readiness import ensure_migrated
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
 
     def handle(self, *args, host: str, port: int, **options) -> None:
-        require_migrated()
+        ensure_migrated(self.stdout)
         config = uvicorn.Config(
             "autopack_site.asgi:application",
             host=host,

@@ -2,6 +2,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from rest_framework.authtoken.models import Token
 
+from autopack_site.readiness import ensure_migrated
+
 
 class Command(BaseCommand):
     help = "Create or print a user's API token (send it as `Authorization: Token KEY`)."
@@ -10,6 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("username")
 
     def handle(self, *args, username: str, **options) -> None:
+        ensure_migrated(self.stderr)
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(

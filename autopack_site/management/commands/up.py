@@ -21,11 +21,11 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from autopack_site import embedded_db
 from autopack_site.env import envstr, generated_secret
+from autopack_site.readiness import ensure_migrated
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 60
@@ -52,9 +52,8 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
 
-        self.stdout.write("Applying database migrations...")
         try:
-            call_command("migrate", interactive=False, verbosity=0)
+            ensure_migrated(self.stdout)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
         password_note = self._ensure_admin()

@@ -2,7 +2,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django_q.models import Schedule
 
-from autopack_site.readiness import require_migrated
+from autopack_site.readiness import ensure_migrated
 
 # Housekeeping every worker makes sure is scheduled, once a minute.
 EVERY_MINUTE = {
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = "Run a background worker (a django-q cluster) that executes runs."
 
     def handle(self, *args, **options) -> None:
-        require_migrated()
+        ensure_migrated(self.stdout)
         for name, func in EVERY_MINUTE.items():
             Schedule.objects.update_or_create(
                 name=name,

@@ -9,6 +9,7 @@ changed. A phase with its own test command must also make that command succeed.
 
 from __future__ import annotations
 
+import difflib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from runs.engine.gates.results import (
     read_junit,
     read_libtest,
 )
-from runs.engine.gates.selection import Changes, required_tests
+from runs.engine.gates.selection import Changes, base_name, required_tests
 from runs.engine.outcomes import SetupFailed
 from runs.engine.protocols import GateResult, Workspace
 from runs.engine.sandbox import Sandbox, base_env
@@ -125,8 +126,16 @@ def _problem(results: TestResults, reader: str, timeout: float) -> str:
     if code is not None and (code < 0 or code > 128):
         return f"crashed (exit {code}, killed by signal {abs(code) % 128})"
     if reader == "pytest" and code not in (0, 5):
-        return f"exited with {code} without writing its report: the test runner crashed"
+        if "No module named pytest" in results.output:
+            return "could not start pytest: it is not installed in the project environment"
+        return f"exited with {code} without writing its report: pytest did not start or crashed"
     return ""
+
+
+def _did_you_mean(token: str, results: TestResults) -> str:
+    names = {*results.tests, *(base_name(t) for t in results.tests)}
+    close = difflib.get_close_matches(token, names, n=3, cutoff=0.75)
+    return f" Tests with a similar name: {', '.join(close)}." if close else ""
 
 
 def describe_counts(results: TestResults) -> str:
@@ -157,9 +166,11 @@ class TestGate:
         *,
         sandbox: bool,
         own_command: bool = False,
+        name: str = "tests",
     ) -> None:
         """`runtime` is asked for at every check: a change to the project's manifests
         gets a rebuilt environment before its tests run."""
+        self.name = name
         self.command = command
         # A reference run that could not run tells nothing about which tests existed.
         self.reference = reference if reference is not None and not reference.problem else None
@@ -268,7 +279,10 @@ class Verdict:
                 reason = self.required.reasons[test_id]
                 problems.append(self._test_problem(test_id, f"must pass: {reason}"))
         for token in self.required.missing if self.required else []:
-            problems.append(f"No test matching {token} ran; the acceptance criteria name it.")
+            problems.append(
+                f"No test matching {token} ran; the acceptance criteria name it."
+                + _did_you_mean(token, results)
+            )
         if self.own_command and not problems and results.exit_code != 0:
             failing = sorted(results.ids(FAILED))
             problems.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runs.engine.outcomes import ProviderError
+from runs.engine.outcomes import ConfigurationError
 from runs.engine.protocols import LLMRequest, LLMResponse
 
 NOTICE = "scripted provider: replies come from {path}; no model was called"
@@ -42,8 +42,10 @@ class ScriptedProvider:
         replies = self.script.get(request.role, [])
         position = self.used.get(request.role, 0)
         if position >= len(replies):
-            raise ProviderError(
-                f"{self.path} has no reply left for the {request.role} (it holds {len(replies)})"
+            # Not a provider failure to retry: the script is shorter than the run.
+            raise ConfigurationError(
+                f"{self.path} has no reply left for the {request.role} (it holds "
+                f"{len(replies)}); add replies to the file, or run with a model"
             )
         self.used[request.role] = position + 1
         return LLMResponse(

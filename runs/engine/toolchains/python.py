@@ -79,15 +79,17 @@ class PythonToolchain:
         plan = read_plan(source)
         interpreter = self._interpreter(source, plan, options)
         uv = _Uv(installer, source, target, (interpreter.prefix,))
+        # Seeded with pip and setuptools, as tox and virtualenv make test environments:
+        # test suites that build or install something expect them.
         uv.run(
-            f"venv --relocatable --python {interpreter.path} {target}", "creating the virtualenv"
+            f"venv --relocatable --seed --python {interpreter.path} {target}{_cutoff(options)}",
+            "creating the virtualenv",
         )
         details = {
             "interpreter": str(interpreter),
             "python_prefix": str(interpreter.prefix),
         }
         if options.setup_command:
-            uv.run(f"pip install --python {target}/bin/python pip", "installing pip")
             uv.shell(
                 options.setup_command,
                 "the setup_command",

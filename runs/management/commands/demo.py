@@ -7,6 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from autopack_site.readiness import ensure_migrated
 from runs.management.commands.run import create, execute_in_foreground, load_config
 from runs.states import RunState
 
@@ -26,6 +27,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        ensure_migrated(self.stdout)
         folder = Path(tempfile.mkdtemp(prefix="autopack-demo-"))
         project = folder / "project"
         shutil.copytree(DEMO / "project", project)

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from autopack_site.readiness import ensure_migrated
 from runs import services
 from runs.config import ConfigError
 from runs.executor import execute_step
@@ -14,7 +15,7 @@ from runs.providers import override_for, validate_provider_option
 from runs.states import RunState
 
 
-def load_config(path: Path, repo: str | None) -> dict:
+def load_config(path: Path, repo: str | None, project: str | None = None) -> dict:
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -24,6 +25,8 @@ def load_config(path: Path, repo: str | None) -> dict:
     if repo and isinstance(data, dict):
         data.pop("repo", None)
         data["workspace"] = str(Path(repo).expanduser().resolve())
+    if project and isinstance(data, dict):
+        data["project"] = project
     return data
 
 
@@ -83,6 +86,11 @@ class Command(BaseCommand):
         parser.add_argument("config", type=Path)
         parser.add_argument("--repo", help="Repository to build (overrides workspace/repo)")
         parser.add_argument(
+            "--project",
+            help="Project name (default: the project that has this repository, else the "
+            "repository's name)",
+        )
+        parser.add_argument(
             "--provider",
             default="",
             help="scripted:FILE to replay replies from a file (no model is "
@@ -95,13 +103,21 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, config: Path, repo: str | None, provider: str, detach: bool, **options
+        self,
+        *args,
+        config: Path,
+        repo: str | None,
+        project: str | None,
+        provider: str,
+        detach: bool,
+        **options,
     ) -> None:
         try:
             provider = validate_provider_option(provider)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        data = load_config(config, repo)
+        ensure_migrated(self.stdout)
+        data = load_config(config, repo, project)
         run = create(data, config.resolve().parent, provider, enqueue=detach)
         if detach:
             self.stdout.write(
@@ -116,5 +132,12 @@ class Command(BaseCommand):
                 "the governance queue or admin; a worker (`autopack worker`) continues the "
                 "run after the decision"
             )
+        if run.failure_kind == "application":
+            raise CommandError(
+                f"Autopack failed while executing run {run.run_id} (please report it; the "
+                "traceback is in the run's event log: GET /api/runs/"
+                f"{run.run_id}/events/)"
+            )
         if run.state != RunState.DONE_SUCCESS:
-            raise CommandError(f"run {run.run_id} ended {run.state}")
+            code = f" ({run.failure_code})" if run.failure_code else ""
+            raise CommandError(f"run {run.run_id} ended {run.state}{code}: see above")
