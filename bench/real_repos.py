@@ -11,7 +11,6 @@ refused, through the engine's real attempt code with scripted Builder replies.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -20,51 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runs.engine.attempt import AttemptDeps, run_attempt  # noqa: E402
-from runs.engine.budget import Allowance, Budget  # noqa: E402
-from runs.engine.edits import edit_format  # noqa: E402
 from runs.engine.gates.tests import TestGate, run_tests  # noqa: E402
-from runs.engine.llm import LLMCaller  # noqa: E402
-from runs.engine.providers.scripted import ScriptedProvider  # noqa: E402
 from runs.engine.sandbox import bubblewrap  # noqa: E402
-from runs.engine.spec import AttemptPlan, PhaseSpec  # noqa: E402
 from runs.engine.toolchains import EnvironmentCache, SetupOptions, prepare  # noqa: E402
 from runs.engine.workspace import GitWorkspace  # noqa: E402
+from tests.attempts import QuietRecorder, scripted_attempt  # noqa: E402
 from tests.real_projects import PROJECTS, RealProject  # noqa: E402
 
 
-class Quiet:
-    def event(self, kind: str, **payload) -> None:
-        pass
-
-    def llm_call(self, record) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
-def attempt(workspace, project: RealProject, reply: str, gate: TestGate, folder: Path) -> bool:
-    script = folder / f"reply-{time.monotonic_ns()}.json"
-    script.write_text(json.dumps({"builder": [reply]}))
-    spec = PhaseSpec(
-        run_id="bench",
-        phase_id="change",
-        goal="bench",
-        task_name="change",
-        description="",
-        category="feature",
-        complexity="low",
-        scope_paths=tuple(project.scope),
-    )
-    deps = AttemptDeps(
-        llm=LLMCaller({}, Budget([Allowance("run")]), Quiet(), ScriptedProvider(script)),
-        workspace=workspace,
-        edit_format=edit_format("search_replace"),
-        gates=[gate],
-        recorder=Quiet(),
-    )
-    result = run_attempt(AttemptPlan(spec, 1, "scripted/builder", None), deps)
+def attempt(workspace, project: RealProject, reply: str, gate: TestGate) -> bool:
+    result = scripted_attempt(workspace, reply, [gate], tuple(project.scope))
     if result.passed:
         workspace.repo.git.reset("--hard", "HEAD~1")  # back to the base for the next try
     return result.passed
@@ -78,10 +42,10 @@ def measure(project: RealProject, root: Path, downloads: Path) -> dict:
     cache = EnvironmentCache(root / "environments")
 
     started = time.monotonic()
-    environment = prepare(repo, root / "layer-cold", cache, options, project.name, Quiet())
+    environment = prepare(repo, root / "layer-cold", cache, options, project.name, QuietRecorder())
     cold = time.monotonic() - started
     started = time.monotonic()
-    environment = prepare(repo, root / "layer-warm", cache, options, project.name, Quiet())
+    environment = prepare(repo, root / "layer-warm", cache, options, project.name, QuietRecorder())
     warm = time.monotonic() - started
     workspace.keep = environment.keep
 
@@ -97,8 +61,8 @@ def measure(project: RealProject, root: Path, downloads: Path) -> dict:
         "tests": baseline.counts()["ran"],
         "failing": baseline.counts()["failed"],
         "baseline_s": baseline.duration,
-        "good_lands": attempt(workspace, project, project.good, gate, root),
-        "bad_refused": not attempt(workspace, project, project.bad, gate, root),
+        "good_lands": attempt(workspace, project, project.good, gate),
+        "bad_refused": not attempt(workspace, project, project.bad, gate),
     }
 
 

@@ -23,7 +23,10 @@ class Gatekeeper:
         self.config = config
 
     def review(self, change: ProposedChange) -> None:
-        patterns = self.config.protected_paths + list(self.run.project.protected_paths)
+        # The files that decide the project environment are protected as well: a change
+        # to them installs new code, with network access.
+        manifests = [f"/{m}" for m in (self.run.environment or {}).get("manifests", [])]
+        patterns = self.config.protected_paths + list(self.run.project.protected_paths) + manifests
         touched = protected(change.paths, patterns)
         net_deletion = change.lines_removed - change.lines_added
         deletion = self.config.deletion

@@ -81,19 +81,20 @@ def prepare_for(
         options(run, phase, workspace),
         run.project.name,
         recorder,
+        prefer=(run.environment or {}).get("toolchain", ""),
     )
     workspace.keep = environment.keep if environment else ()
     if environment is None:
         if run.environment is None:
             Run.objects.filter(pk=run.pk).update(environment={})
             run.environment = {}
-            services.record_event(
-                run,
-                "environment",
-                toolchain="",
-                message="no toolchain detected and no setup_command or test_command set: "
-                "there is no test gate",
+            command = phase.test_command or suite_command(run, None)
+            message = (
+                f"no toolchain detected: `{command}` runs with the system's tools"
+                if command
+                else "no toolchain detected and no test_command set: there is no test gate"
             )
+            services.record_event(run, "environment", toolchain="", message=message)
         return None
     described = environment.describe()
     if (run.environment or {}).get("key") != environment.key:
@@ -118,7 +119,7 @@ def reference(
     row = TestBaseline.objects.filter(
         project=run.project, command=command, commit=commit, environment=key
     ).first()
-    if row is None:
+    if row is None or row.problem:  # a run that could not run is taken again, never reused
         runtime = environment.runtime if environment else None
         results = run_tests(
             command,
@@ -135,7 +136,7 @@ def reference(
     seen = run.events.filter(
         kind="baseline", payload__command=command, payload__commit=commit
     ).exists()
-    if seen and not row.problem:
+    if seen and not row.problem and not _unjudgeable(results):
         return results
     services.record_event(
         run,
@@ -152,9 +153,21 @@ def reference(
         duration=round(row.duration, 3),
         summary=describe_counts(results),
     )
-    if row.problem and must_run:
-        raise TestsCannotRun(_cannot_run(command, commit, row, environment))
+    problem = row.problem or _unjudgeable(results)
+    if problem and must_run:
+        raise TestsCannotRun(_cannot_run(command, commit, problem, row.output, environment))
     return results
+
+
+def _unjudgeable(results: TestResults) -> str:
+    """A command whose results cannot be read per test must succeed at every gate: if it
+    fails already before any change, every phase would fail."""
+    if results.per_test or results.exit_code == 0:
+        return ""
+    return (
+        f"exits with {results.exit_code} before any change, and its results cannot be read "
+        "test by test, so no change could pass"
+    )
 
 
 def remember(run: Run, command: str, commit: str, key: str, results: TestResults) -> TestBaseline:
@@ -189,7 +202,7 @@ def run_baselines(run: Run):
 
 
 def _cannot_run(
-    command: str, commit: str, row: TestBaseline, environment: Environment | None
+    command: str, commit: str, problem: str, output: str, environment: Environment | None
 ) -> str:
     where = (
         f"the {environment.toolchain} environment (dependencies {environment.resolution}; "
@@ -212,6 +225,6 @@ def _cannot_run(
         )
     return (
         f"The project's tests cannot run on {commit[:10]}, so no change could be verified: "
-        f"`{command}` {row.problem}.\n\nOutput (last lines):\n{row.output[-4000:]}\n\n"
+        f"`{command}` {problem}.\n\nOutput (last lines):\n{output[-4000:]}\n\n"
         f"They ran in {where}. {advice}"
     )

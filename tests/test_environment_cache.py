@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from governance.config import parse_governance
 from runs.engine.toolchains import SetupOptions
 from runs.engine.toolchains.cache import EnvironmentCache
 from runs.engine.toolchains.node import NodeToolchain, install_command
@@ -97,3 +98,22 @@ def test_node_installs_from_the_lockfile_it_finds(tmp_path, files, options, comm
     chosen, _ = install_command(tmp_path, SetupOptions(as_of=as_of, **options))
 
     assert chosen == command
+
+
+def test_every_file_a_toolchain_builds_from_is_a_protected_path():
+    from governance.policy import protected
+    from runs.engine.toolchains import go, node, python_plan, rust
+
+    config = parse_governance(Path(__file__).resolve().parent.parent / "config" / "governance.yaml")
+    names = [
+        *python_plan.MANIFESTS,
+        "requirements-dev.txt",
+        "test-requirements.txt",
+        "dev_requirements.txt",
+        "requirements/tests.txt",
+        *node.MANIFESTS,
+        *go.MANIFESTS,
+        *rust.MANIFESTS,
+    ]
+
+    assert sorted(set(names) - set(protected(names, config.protected_paths))) == []

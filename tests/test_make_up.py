@@ -101,7 +101,8 @@ def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
         if run["state"] in ("DONE_SUCCESS", "DONE_FAILED", "CANCELLED"):
             break
         time.sleep(0.3)
-    assert (run["state"], run["failure_code"]) == ("DONE_FAILED", "configuration")
+    assert (run["state"], run["failure_code"]) == ("DONE_FAILED", "repository")
+    assert run["failure_kind"] == "user"
     assert "is not a git repository" in run["failure_reason"]
 
     elapsed = product.stop()

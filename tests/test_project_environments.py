@@ -15,7 +15,7 @@ from runs.models import Project
 from runs.states import AttemptState, RunState
 from tests.builds import APPROVE, block, config, drive, git, phase, start
 from tests.real_projects import FLASK
-from tests.test_engine_runs import QUANTITY
+from tests.test_engine_runs import QUANTITY, REGRESSION
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,17 +148,17 @@ def test_a_phase_that_changes_a_manifest_gets_a_rebuilt_environment_before_its_g
     assert environments[1]["from_cache"] is False
 
 
-def test_a_phase_with_its_own_test_command_still_cannot_break_the_suite(engine, fake_llm, repo):
-    from tests.test_engine_runs import REGRESSION
+NEW_TEST = block(
+    "tests/test_quantity.py",
+    "",
+    "from inventory.stock import quantity_of\n\n\n"
+    "def test_unknown_item_is_zero():\n    assert quantity_of({}, 'x') == 0\n",
+)
 
+
+def test_a_phase_with_its_own_test_command_still_cannot_break_the_suite(engine, fake_llm, repo):
     own = "python -m pytest tests/test_quantity.py"
-    new_test = block(
-        "tests/test_quantity.py",
-        "",
-        "from inventory.stock import quantity_of\n\n\n"
-        "def test_unknown_item_is_zero():\n    assert quantity_of({}, 'x') == 0\n",
-    )
-    fake_llm.script("builder", QUANTITY + new_test + REGRESSION, QUANTITY + new_test)
+    fake_llm.script("builder", QUANTITY + NEW_TEST + REGRESSION, QUANTITY + NEW_TEST)
     fake_llm.script("auditor", APPROVE)
 
     run = drive(
@@ -205,3 +205,53 @@ def test_project_commands_are_set_over_the_api_by_staff(api, charlie, repo, engi
     )
     assert unknown.status_code == 400
     assert unknown.json() == {"setup_comand": ["unknown field"], "name": ["cannot be changed"]}
+
+
+def test_a_baseline_that_could_not_run_is_taken_again_not_reused(engine, fake_llm, repo, tmp_path):
+    # The first run's tests time out; with more time the second run takes them again.
+    slow = "sleep 3 && python -m pytest"
+    engine.AUTOPACK_GATE_TIMEOUT = 1
+    first = drive(start(config(repo, [phase("count", 0, ["inventory/"])], test_command=slow)))
+    engine.AUTOPACK_GATE_TIMEOUT = 60
+    fake_llm.script("builder", QUANTITY)
+    fake_llm.script("auditor", APPROVE)
+    second = drive(
+        start(config(repo, [phase("count", 0, ["inventory/"])], test_command=slow, run_id="again"))
+    )
+
+    assert (first.failure_code, "did not finish within 1 s" in first.failure_reason) == (
+        "tests_cannot_run",
+        True,
+    )
+    assert second.state == RunState.DONE_SUCCESS, second.failure_reason
+    assert second.events.get(kind="baseline").payload["cached"] is False
+
+
+def test_a_failing_command_whose_tests_cannot_be_read_stops_the_run_at_baseline(
+    engine, fake_llm, repo
+):
+    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])], test_command="make check")))
+
+    assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "tests_cannot_run")
+    assert "exits with 2 before any change" in run.failure_reason
+    assert "Check `test_command`" in run.failure_reason
+    assert fake_llm.seen == []
+
+
+def test_a_setup_command_that_installs_the_project_does_not_hide_the_worktree(
+    engine, fake_llm, repo
+):
+    fake_llm.script("builder", QUANTITY + NEW_TEST)
+    fake_llm.script("auditor", APPROVE)
+    data = config(
+        repo,
+        [phase("count", 0, ["inventory/", "tests/"])],
+        setup_command="pip install --quiet . pytest",
+    )
+
+    run = drive(start(data))
+
+    # The new test imports quantity_of, which only the worktree's copy has.
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    gate = run.attempts.get().gate_results[-1]["details"]
+    assert gate["required"] == {"tests/test_quantity.py::test_unknown_item_is_zero": "passed"}

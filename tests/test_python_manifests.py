@@ -50,7 +50,7 @@ lint = ["ruff"]
     assert plan.requires_python == ">=3.9"
     assert plan.extras == ["Tests"]  # test groups win over dev; docs never
     assert plan.groups == ["test"]
-    assert plan.requirements == ["hypothesis"]
+    assert plan.requirements == ["hypothesis", "ruff"]  # with the group it includes
     assert plan.manifests == ["pyproject.toml"]
 
 
@@ -127,6 +127,106 @@ optional = true
     ]
 
 
+def test_poetry_pipfile_and_included_requirement_files_without_a_lock(tmp_path):
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": """
+[tool.poetry.dependencies]
+python = "^3.9"
+[tool.poetry.group.test.dependencies]
+pytest = "^7.2"
+mock = "~4.0.3"
+zero = "^0.2.1"
+exact = "1.2.3"
+any = "*"
+local = {path = "../lib"}
+[tool.setuptools.dynamic]
+dependencies = {file = ["requirements/base.in"]}
+""",
+            "Pipfile": '[packages]\nrequests = "*"\n[dev-packages]\nfreezegun = ">=1.0"\n',
+            "requirements-test.txt": "-r requirements/common.txt\npytest\n",
+            "requirements/common.txt": "-c constraints.txt\nsix\n",
+            "requirements/constraints.txt": "six<2\n",
+        },
+    )
+
+    plan = read_plan(tmp_path)
+
+    assert plan.requirements == [
+        "pytest>=7.2,<8",
+        "mock>=4.0.3,<4.1",
+        "zero>=0.2.1,<0.3",
+        "exact==1.2.3",
+        "any",
+        "requests",
+        "freezegun>=1.0",
+    ]
+    assert plan.manifests == [
+        "Pipfile",
+        "pyproject.toml",
+        "requirements-test.txt",
+        "requirements/base.in",
+        "requirements/common.txt",
+        "requirements/constraints.txt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"pyproject.toml": "[project\nname = 1"}, "pyproject.toml is not valid TOML"),
+        ({"setup.cfg": "not a section\n"}, "setup.cfg cannot be parsed"),
+        ({"Pipfile.lock": "{broken", "setup.py": ""}, "Pipfile.lock is not valid JSON"),
+    ],
+)
+def test_files_that_cannot_be_read_are_named_not_crashed_on(tmp_path, files, problem):
+    write(tmp_path, files)
+
+    with pytest.raises(SetupFailed, match=problem):
+        plan = read_plan(tmp_path)
+        lock_requirements(tmp_path, plan.lockfile)
+
+
+def test_odd_but_readable_files_are_taken_for_what_they_say(tmp_path):
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": 'project = "x"\n[dependency-groups]\ntest = "not a list"\n',
+            "setup.cfg": "[flake8]\nmax-line-length = 100\n",
+            ".python-version": "   \n",
+        },
+    )
+
+    plan = read_plan(tmp_path)
+
+    assert (plan.installable, plan.python_pin, plan.requirements) == (False, None, [])
+
+
+def test_poetry_lock_keeps_the_markers_dependents_put_on_a_package(tmp_path):
+    write(
+        tmp_path,
+        {
+            "poetry.lock": """
+[[package]]
+name = "portalocker"
+version = "2.7.0"
+[package.dependencies]
+pywin32 = {version = ">=226", markers = "platform_system == \\"Windows\\""}
+
+[[package]]
+name = "pywin32"
+version = "306"
+""",
+        },
+    )
+
+    assert lock_requirements(tmp_path, "poetry.lock") == [
+        "portalocker==2.7.0",
+        'pywin32==306 ; (platform_system == "Windows")',
+    ]
+
+
 @pytest.mark.parametrize(
     ("files", "toolchain"),
     [
@@ -136,6 +236,8 @@ optional = true
         ({"go.mod": "module x\n"}, "go"),
         ({"Cargo.toml": ""}, "rust"),
         ({"README.md": ""}, None),
+        # A Go module with a requirements.txt for its docs is a Go project.
+        ({"go.mod": "module x\n", "x_test.go": "", "requirements.txt": "mkdocs\n"}, "go"),
     ],
 )
 def test_toolchains_are_detected_from_the_files_at_the_root(tmp_path, files, toolchain):

@@ -4,24 +4,17 @@ that passed before. Engine only: real git, real pytest in the sandbox, no databa
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from runs.engine.attempt import AttemptDeps, run_attempt
-from runs.engine.budget import Allowance, Budget
-from runs.engine.edits import edit_format
 from runs.engine.gates.results import FAILED
 from runs.engine.gates.tests import Runtime, TestGate, run_tests
-from runs.engine.llm import LLMCaller
-from runs.engine.providers.scripted import ScriptedProvider
 from runs.engine.sandbox import bubblewrap
-from runs.engine.spec import AttemptPlan, PhaseSpec
 from runs.engine.workspace import GitWorkspace
-from tests.builds import block
+from tests.attempts import scripted_attempt
+from tests.builds import block, git
 
 # This interpreter and its packages (pytest) stand in for a project environment.
 RUNTIME = Runtime(
@@ -42,26 +35,6 @@ LEGACY = (
 )
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict]] = []
-
-    def event(self, kind: str, **payload) -> None:
-        self.events.append((kind, payload))
-
-    def llm_call(self, record) -> None:
-        pass
-
-    def cancelled(self) -> bool:
-        return False
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=root, check=True, capture_output=True, text=True
-    ).stdout
-
-
 @pytest.fixture
 def project(tmp_path) -> GitWorkspace:
     root = tmp_path / "calc-project"
@@ -79,28 +52,7 @@ def project(tmp_path) -> GitWorkspace:
 
 
 def attempt(workspace: GitWorkspace, tmp_path: Path, reply: str, gate: TestGate, n: int = 1):
-    script = tmp_path / f"replies-{n}.json"
-    script.write_text(json.dumps({"builder": [reply]}))
-    recorder = Recorder()
-    spec = PhaseSpec(
-        run_id="r",
-        phase_id="add",
-        goal="A calculator",
-        task_name="Implement add",
-        description="",
-        category="feature",
-        complexity="low",
-        scope_paths=("calc/", "tests/"),
-        acceptance_criteria=tuple(gate.criteria),
-    )
-    deps = AttemptDeps(
-        llm=LLMCaller({}, Budget([Allowance("run")]), recorder, ScriptedProvider(script)),
-        workspace=workspace,
-        edit_format=edit_format("search_replace"),
-        gates=[gate],
-        recorder=recorder,
-    )
-    return run_attempt(AttemptPlan(spec, n, "scripted/builder", None), deps)
+    return scripted_attempt(workspace, reply, [gate], ("calc/", "tests/"), tuple(gate.criteria), n)
 
 
 def gate_for(workspace: GitWorkspace, command: str, criteria: list[str], own: bool) -> TestGate:
@@ -246,3 +198,65 @@ def test_the_reference_decides_what_failed_before(project):
         "tests/test_legacy.py::test_legacy",
     }
     assert reference.counts()["ran"] == 4
+
+
+def test_a_run_that_writes_no_report_is_not_judged_by_its_exit_code(project, tmp_path):
+    gate = gate_for(project, "python -m pytest", [], own=False)
+    quits_early = block("tests/conftest.py", "", "import os\n\nos._exit(0)\n")
+
+    result = attempt(project, tmp_path, quits_early, gate)
+
+    assert result.outcome == "gate_failed"
+    assert "wrote no per-test report (exit 0)" in result.feedback
+
+
+@pytest.mark.parametrize(
+    ("reply", "complaint"),
+    [
+        (
+            "tests/test_calc.py\n```python\n<<<<<<< SEARCH\n"
+            + TESTS
+            + "=======\n>>>>>>> REPLACE\n```\n",
+            "tests/test_calc.py::test_add did not run (must pass: named in the acceptance criteria",
+        ),
+        (
+            block("tests/test_calc.py", "def test_add():\n", "def check_add():\n"),
+            "tests/test_calc.py::test_add did not run (must pass",
+        ),
+    ],
+    ids=["file emptied", "target test renamed"],
+)
+def test_the_tests_a_phase_is_about_cannot_be_made_to_vanish(project, tmp_path, reply, complaint):
+    command = "python -m pytest tests/test_calc.py"
+    gate = gate_for(project, command, ["All tests in tests/test_calc.py pass"], own=True)
+
+    result = attempt(project, tmp_path, reply, gate)
+
+    assert result.outcome == "gate_failed"
+    assert complaint in result.feedback
+
+
+def test_a_failing_test_of_the_phases_own_command_cannot_vanish_without_criteria(project, tmp_path):
+    gate = gate_for(project, "python -m pytest tests/test_calc.py", [], own=True)
+    renamed = block("tests/test_calc.py", "def test_add():\n", "def check_add():\n")
+
+    result = attempt(project, tmp_path, renamed, gate)
+
+    assert result.outcome == "gate_failed"
+    assert "tests/test_calc.py::test_add did not run (it is in the phase's own test command)" in (
+        result.feedback
+    )
+
+
+def test_prose_in_the_criteria_does_not_name_tests(project, tmp_path):
+    criteria = [
+        "Tests in tests/test_calc.py pass.",
+        "add() in calc/__init__.py returns the sum; no unit_test is skipped (Testing: done)",
+    ]
+    gate = gate_for(project, "python -m pytest tests/test_calc.py", criteria, own=True)
+    implemented = block("calc/__init__.py", "    raise NotImplementedError\n", "    return a + b\n")
+
+    result = attempt(project, tmp_path, implemented, gate)
+
+    assert result.passed, result.feedback
+    assert result.gates[0]["details"]["missing"] == []

@@ -72,6 +72,34 @@ def test_pytest_results_name_each_test_by_node_id_with_file_and_line(tmp_path):
     assert describe_counts(results) == "5 ran: 2 passed, 2 failed, 1 skipped, 1 could not load"
 
 
+def test_an_inherited_test_belongs_to_its_subclass_file_and_a_failure_is_never_hidden(
+    tmp_path,
+):
+    root = write(
+        tmp_path,
+        {
+            "tests/__init__.py": "",
+            "tests/base.py": "class Base:\n    value = 1\n\n    def test_value(self):\n"
+            "        assert self.value == 1\n",
+            "tests/test_good.py": "from tests.base import Base\n\n\nclass TestGood(Base):\n"
+            "    pass\n",
+            "tests/test_broken.py": "from tests.base import Base\n\n\nclass TestBroken(Base):\n"
+            "    value = 2\n",
+        },
+    )
+    runtime = Runtime(reader="pytest", variables={"PATH": HOST_PATH})
+
+    results = run_tests("python -m pytest", root, runtime, 60, sandbox=False)
+
+    assert outcomes(results) == {
+        "tests/test_good.py::TestGood::test_value": PASSED,
+        "tests/test_broken.py::TestBroken::test_value": FAILED,
+    }
+    assert results.tests["tests/test_broken.py::TestBroken::test_value"].file == (
+        "tests/test_broken.py"
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "problem"),
     [
@@ -150,6 +178,8 @@ def test_go_results_from_json_events_and_from_verbose_text(tmp_path, command):
     }
     if "json" in command:
         assert "always broken: 4" in results.tests["example.com/calc::TestBroken"].message
+    located = results.tests["example.com/calc::TestBroken"]
+    assert (located.file, located.line) == ("calc_test.go", 11)
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
@@ -186,13 +216,18 @@ mod tests {
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="needs cargo")
-def test_cargo_results_name_the_target_and_keep_the_failure_message(tmp_path):
+def test_cargo_results_name_the_test_binary_and_keep_the_failure_message(tmp_path):
+    # A workspace of two crates with the same test names: neither hides the other.
+    crate = '[package]\nname = "{}"\nversion = "0.1.0"\nedition = "2021"\n'
     root = write(
         tmp_path,
         {
-            "Cargo.toml": '[package]\nname = "twice"\nversion = "0.1.0"\nedition = "2021"\n',
-            "src/lib.rs": RUST_LIB,
-            "tests/api.rs": "#[test]\n#[ignore]\nfn slow() {}\n\n#[test]\nfn api() {}\n",
+            "Cargo.toml": '[workspace]\nmembers = ["twice", "thrice"]\nresolver = "2"\n',
+            "twice/Cargo.toml": crate.format("twice"),
+            "twice/src/lib.rs": RUST_LIB,
+            "twice/tests/api.rs": "#[test]\n#[ignore]\nfn slow() {}\n\n#[test]\nfn api() {}\n",
+            "thrice/Cargo.toml": crate.format("thrice"),
+            "thrice/src/lib.rs": RUST_LIB.replace("n * 2", "n * 3"),
         },
     )
     runtime = Runtime(
@@ -208,12 +243,15 @@ def test_cargo_results_name_the_target_and_keep_the_failure_message(tmp_path):
     results = run_tests("cargo test --no-fail-fast", root, runtime, 300, sandbox=False)
 
     assert outcomes(results) == {
-        "src/lib.rs::tests::doubles": PASSED,
-        "src/lib.rs::tests::wrong": FAILED,
-        "tests/api.rs::slow": SKIPPED,
-        "tests/api.rs::api": PASSED,
+        "twice::tests::doubles": PASSED,
+        "twice::tests::wrong": FAILED,
+        "api::slow": SKIPPED,
+        "api::api": PASSED,
+        "thrice::tests::doubles": FAILED,
+        "thrice::tests::wrong": FAILED,
     }
-    assert "two doubled" in results.tests["src/lib.rs::tests::wrong"].message
+    assert "two doubled" in results.tests["twice::tests::wrong"].message
+    assert "left: 6" in results.tests["thrice::tests::doubles"].message
 
 
 NODE_TESTS = """const test = require('node:test')
@@ -246,6 +284,25 @@ def test_node_test_runner_results_through_npm_test(tmp_path):
         "strings > joins": PASSED,
     }
     assert "1 !== 2" in results.tests["subtracts"].message
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs node and npm")
+def test_node_tests_of_the_same_name_in_two_files_keep_the_failure(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "package.json": '{"name": "x", "version": "1.0.0", "scripts": {"test": "node --test"}}',
+            "test/a.test.js": "const test = require('node:test')\ntest('works', () => {})\n",
+            "test/b.test.js": "const test = require('node:test')\n"
+            "test('works', () => { throw new Error('b is broken') })\n",
+        },
+    )
+    runtime = Runtime(reader="node", variables={"PATH": HOST_PATH})
+
+    results = run_tests("npm test", root, runtime, 120, sandbox=False)
+
+    assert outcomes(results) == {"works": FAILED}
+    assert "b is broken" in results.tests["works"].message
 
 
 def test_results_survive_the_round_trip_through_the_database_record(tmp_path):

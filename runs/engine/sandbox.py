@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from runs.engine.commands import CommandResult, run_command
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # What of /etc programs need: name resolution, certificates, users, time zone, the
@@ -62,6 +65,18 @@ class Sandbox:
     writable: tuple[Path, ...] = ()
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # Tests may read the repository's git metadata (read-only); install steps, which
+    # have the network, may not.
+    git: bool = False
+
+    def run(self, command: str, timeout: float, isolated: bool) -> CommandResult:
+        """Run `command` in the sandbox; without bubblewrap (`isolated` False) run it
+        plainly with the same environment, a scratch home and temporary folder."""
+        if isolated:
+            return run_command(self.argv(command), self.workdir, timeout)
+        with tempfile.TemporaryDirectory(prefix="autopack-home-") as scratch:
+            env = {**base_env(), **self.env, "HOME": scratch, "TMPDIR": scratch}
+            return run_command(command, self.workdir, timeout, env)
 
     def argv(self, command: str) -> list[str]:
         binary = bubblewrap()
@@ -74,7 +89,8 @@ class Sandbox:
             path = Path("/etc") / entry
             if path.exists():
                 argv += ["--ro-bind", str(path), str(path)]
-        for path in _outermost((*self.read_only, *git_directories(self.workdir))):
+        git = git_directories(self.workdir) if self.git else ()
+        for path in _outermost((*self.read_only, *git)):
             argv += ["--ro-bind", str(path), str(path)]
         for path in _outermost((self.workdir, *self.writable)):
             argv += ["--bind", str(path), str(path)]
@@ -85,6 +101,10 @@ class Sandbox:
         if not self.network:
             argv.append("--unshare-net")
         argv += [
+            # Root inside keeps no capability: it cannot remount the read-only folders
+            # or make device files to reach the host's disks.
+            "--cap-drop",
+            "ALL",
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
@@ -143,6 +163,8 @@ def _outermost(paths: tuple[Path, ...]) -> list[Path]:
     """Existing paths, without those inside another one of the list (one mount covers
     them), in an order where a parent is mounted before anything under it."""
     resolved = sorted({Path(os.path.abspath(p)) for p in paths if Path(p).exists()})
+    if Path("/") in resolved:
+        raise ValueError("refusing to mount / into the sandbox: it would show the whole host")
     kept: list[Path] = []
     for path in resolved:
         if not any(path.is_relative_to(parent) for parent in kept):

@@ -100,8 +100,9 @@ class GitWorkspace:
         of its new version (a deletion marks the line it happened at); None for a file
         that is new. Deleted files are left out: they have no new version."""
         changes: dict[str, set[int] | None] = {}
-        diff = self.repo.git.diff(
-            "HEAD", "--unified=0", "--no-color", "--no-ext-diff", "--no-renames", "--diff-filter=M"
+        diff = self.repo.git.execute(
+            ["git", "-c", "core.quotePath=false", "diff", "HEAD", "--unified=0", "--no-color"]
+            + ["--no-ext-diff", "--no-renames", "--diff-filter=M"]
         )
         lines: set[int] = set()
         for line in diff.splitlines():
@@ -111,9 +112,9 @@ class GitWorkspace:
             elif match := HUNK.match(line):
                 start, count = int(match.group(1)), int(match.group(2) or 1)
                 lines.update(range(start, start + count) if count else (start,))
-        added = self.repo.git.diff("HEAD", "--name-only", "--diff-filter=A", "--no-renames")
-        untracked = self.repo.git.ls_files("--others", "--exclude-standard")
-        for name in [*added.splitlines(), *untracked.splitlines()]:
+        added = self.repo.git.diff("HEAD", "-z", "--name-only", "--diff-filter=A", "--no-renames")
+        untracked = self.repo.git.ls_files("-z", "--others", "--exclude-standard")
+        for name in [*added.split("\0"), *untracked.split("\0")]:
             if name and name not in self.keep:
                 changes[name] = None
         return changes

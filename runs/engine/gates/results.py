@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+RANK = {SKIPPED: 0, PASSED: 1, FAILED: 2}
 MESSAGE_CHARS = 4000
 
 
@@ -40,6 +41,13 @@ class TestResults:
     # Test files or packages that could not even be loaded (import or build errors).
     errors: dict[str, str] = field(default_factory=dict)
     problem: str = ""  # why this was not a usable test run; empty when it was
+
+    def add(self, test_id: str, case: TestCase) -> None:
+        """Record a test; when an id repeats (runners that do not say which file a test
+        is in), the worse outcome stays: a failure is never hidden by a pass."""
+        known = self.tests.get(test_id)
+        if known is None or RANK[case.outcome] > RANK[known.outcome]:
+            self.tests[test_id] = case
 
     def ids(self, outcome: str) -> set[str]:
         return {name for name, case in self.tests.items() if case.outcome == outcome}
@@ -102,28 +110,29 @@ class TestResults:
 # --- JUnit XML: pytest (xunit1, with file and line) and node's test runner -------------
 
 
-def read_junit(path: Path, results: TestResults) -> bool:
+def read_junit(path: Path, root: Path, results: TestResults) -> bool:
     try:
-        root = ET.parse(path).getroot()
+        tree = ET.parse(path).getroot()
     except (ET.ParseError, OSError):
         return False
-    _junit_suite(root, [], results)
+    _junit_suite(tree, [], root, results)
     results.format = "junit"
     return True
 
 
-def _junit_suite(element: ET.Element, suites: list[str], results: TestResults) -> None:
+def _junit_suite(element: ET.Element, suites: list[str], root: Path, results: TestResults) -> None:
     for child in element:
         if child.tag == "testsuite":
             # pytest wraps everything in one suite named "pytest"; node's suites are the
             # `describe` blocks around a test and belong to its name.
             name = child.get("name", "")
-            _junit_suite(child, suites if name in ("", "pytest") else [*suites, name], results)
+            inner = suites if name in ("", "pytest") else [*suites, name]
+            _junit_suite(child, inner, root, results)
         elif child.tag == "testcase":
-            _junit_case(child, suites, results)
+            _junit_case(child, suites, root, results)
 
 
-def _junit_case(case: ET.Element, suites: list[str], results: TestResults) -> None:
+def _junit_case(case: ET.Element, suites: list[str], root: Path, results: TestResults) -> None:
     name = case.get("name", "")
     classname = case.get("classname", "")
     file = case.get("file", "")
@@ -137,20 +146,29 @@ def _junit_case(case: ET.Element, suites: list[str], results: TestResults) -> No
         results.errors[file or name] = message
         return
     line = case.get("line")
-    test_id = _pytest_id(file, classname, name) if file else _plain_id(suites, classname, name)
     outcome = (
         FAILED if problem is not None else SKIPPED if case.find("skipped") is not None else PASSED
     )
-    results.tests[test_id] = TestCase(
-        outcome, message, file, int(line) + 1 if line and line.isdigit() else None
-    )
+    if not file:  # not pytest: node's test runner
+        results.add(_plain_id(suites, classname, name), TestCase(outcome, message))
+        return
+    test_file, classes = _pytest_location(classname, root)
+    # xunit1's file and line are where the test function is defined: a base class's
+    # file for an inherited test, which then belongs to the subclass's file.
+    number = int(line) + 1 if line and line.isdigit() and test_file == file else None
+    test_id = "::".join([test_file or file, *classes, name])
+    results.add(test_id, TestCase(outcome, message, test_file or file, number))
 
 
-def _pytest_id(file: str, classname: str, name: str) -> str:
-    """pytest's node id from xunit1 attributes: `tests/test_x.py::TestA::test_b[1]`."""
-    module = file.removesuffix(".py").replace("/", ".")
-    classes = classname[len(module) :].strip(".") if classname.startswith(module) else ""
-    return "::".join([file, *[c for c in classes.split(".") if c], name])
+def _pytest_location(classname: str, root: Path) -> tuple[str, list[str]]:
+    """The test file and classes of pytest's classname, which is its node id with the
+    file's path written with dots: `tests.unit.test_x.TestA` -> tests/unit/test_x.py."""
+    parts = classname.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:end]) + ".py"
+        if (root / candidate).is_file():
+            return candidate, parts[end:]
+    return "", []
 
 
 def _plain_id(suites: list[str], classname: str, name: str) -> str:
@@ -198,7 +216,7 @@ def _read_go_json(output: str, results: TestResults) -> bool:
         elif action in ("pass", "fail", "skip") and test:
             outcome = {"pass": PASSED, "fail": FAILED, "skip": SKIPPED}[action]
             text = "".join(outputs.get((package, test), []))
-            results.tests[f"{package}::{test}"] = TestCase(outcome, text[-MESSAGE_CHARS:])
+            results.add(f"{package}::{test}", TestCase(outcome, text[-MESSAGE_CHARS:]))
         elif action == "fail" and not test:
             failed_packages[package] = outputs.get((package, ""), [])
     if not seen:
@@ -209,6 +227,37 @@ def _read_go_json(output: str, results: TestResults) -> bool:
             results.errors[package] = "".join(lines)[-MESSAGE_CHARS:] or output[-MESSAGE_CHARS:]
     results.format = "go-json"
     return True
+
+
+def locate_go_tests(results: TestResults, root: Path) -> None:
+    """`go test` names packages, not files: find each test's file and line in its
+    package's folder, so criteria naming a test file and changed tests work for Go."""
+    match = re.search(r"^module\s+(\S+)", _text(root / "go.mod"), re.MULTILINE)
+    if match is None:
+        return
+    module = match.group(1)
+    sources: dict[str, list[tuple[str, list[str]]]] = {}
+    for test_id, case in results.tests.items():
+        package, _, name = test_id.partition("::")
+        if package != module and not package.startswith(module + "/"):
+            continue
+        folder = package[len(module) :].strip("/")
+        if folder not in sources:
+            files = sorted((root / folder).glob("*_test.go"))
+            sources[folder] = [(str(f.relative_to(root)), _text(f).splitlines()) for f in files]
+        pattern = re.compile(rf"^func\s+{re.escape(name.split('/')[0])}\s*\(")
+        for path, lines in sources[folder]:
+            number = next((n for n, line in enumerate(lines, 1) if pattern.match(line)), None)
+            if number is not None:
+                case.file, case.line = path, number
+                break
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _read_go_text(output: str, results: TestResults) -> bool:
@@ -223,7 +272,7 @@ def _read_go_text(output: str, results: TestResults) -> bool:
         if package:
             for name, verdict in pending:
                 outcome = {"PASS": PASSED, "FAIL": FAILED, "SKIP": SKIPPED}[verdict]
-                results.tests[f"{package.group(2)}::{name}"] = TestCase(outcome)
+                results.add(f"{package.group(2)}::{name}", TestCase(outcome))
                 found = True
             pending = []
     if found:
@@ -233,46 +282,42 @@ def _read_go_text(output: str, results: TestResults) -> bool:
 
 # --- cargo test: libtest's text ---------------------------------------------------------
 
-CARGO_TARGET = re.compile(r"^\s*Running (?:unittests )?(\S+)")
+CARGO_TARGET = re.compile(r"^\s*Running (?:unittests )?(\S+)(?: \((\S+)\))?")
 CARGO_DOCTESTS = re.compile(r"^\s*Doc-tests (\S+)")
 CARGO_TEST = re.compile(r"^test (.+?) \.\.\. (ok|FAILED|ignored)")
 CARGO_STDOUT = re.compile(r"^---- (.+?) stdout ----$")
 
 
 def read_libtest(output: str, results: TestResults) -> bool:
-    target = ""
-    by_name: dict[str, str] = {}
-    current_failure: str | None = None
+    """Tests are named by their test binary (the crate, or the integration test target),
+    so that the crates of a workspace keep their tests apart."""
+    binary, file = "", ""
+    failure: str | None = None
     messages: dict[str, list[str]] = {}
     for line in output.splitlines():
         if match := CARGO_TARGET.match(line):
-            target, current_failure = match.group(1), None
+            file, failure = match.group(1), None
+            binary = Path(match.group(2) or file).name.rsplit("-", 1)[0].removesuffix(".rs")
             continue
         if match := CARGO_DOCTESTS.match(line):
-            target, current_failure = f"doctest:{match.group(1)}", None
+            binary, file, failure = f"doctest:{match.group(1)}", "", None
             continue
         if match := CARGO_TEST.match(line):
-            name = (
-                match.group(1).split(" - ")[0].strip()
-                if target.startswith("doctest:")
-                else match.group(1)
-            )
+            name = match.group(1)
+            if binary.startswith("doctest:"):
+                name = name.split(" - ")[0].strip()
             outcome = {"ok": PASSED, "FAILED": FAILED, "ignored": SKIPPED}[match.group(2)]
-            test_id = f"{target}::{name}" if target else name
-            file = target if target.endswith(".rs") else ""
-            results.tests[test_id] = TestCase(outcome, "", file)
-            by_name[match.group(1)] = test_id
+            results.add(f"{binary}::{name}", TestCase(outcome, "", file))
             continue
         if match := CARGO_STDOUT.match(line):
-            current_failure = match.group(1)
+            failure = f"{binary}::{match.group(1)}"
             continue
-        if current_failure is not None:
+        if failure is not None:
             if line.startswith(("failures:", "test result:")):
-                current_failure = None
+                failure = None
             else:
-                messages.setdefault(current_failure, []).append(line)
-    for name, lines in messages.items():
-        test_id = by_name.get(name)
+                messages.setdefault(failure, []).append(line)
+    for test_id, lines in messages.items():
         if test_id in results.tests:
             results.tests[test_id].message = "\n".join(lines).strip()[-MESSAGE_CHARS:]
     if "error: could not compile" in output:
@@ -306,7 +351,7 @@ def read_jest(path: Path, root: Path, results: TestResults) -> bool:
             outcome = PASSED if status == "passed" else FAILED if status == "failed" else SKIPPED
             name = case.get("fullName") or case.get("title", "")
             message = "\n".join(case.get("failureMessages") or [])
-            results.tests[f"{file}::{name}"] = TestCase(outcome, message[-MESSAGE_CHARS:], file)
+            results.add(f"{file}::{name}", TestCase(outcome, message[-MESSAGE_CHARS:], file))
     results.format = "jest-json"
     return True
 

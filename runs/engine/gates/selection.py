@@ -10,7 +10,12 @@ from pathlib import PurePosixPath
 
 from runs.engine.gates.results import TestResults
 
-TEST_NAME = re.compile(r"^(?:test_\w+|Test\w+|\w+_test)$")
+# Words that can only be test names (test_parse, TestParse): named, they must run. Other
+# words count only when a test has that name ("Tests", "unit_test" are prose).
+TEST_NAME = re.compile(r"^(?:test_\w+|Test[A-Z0-9_]\w*)$")
+TEST_FILE = re.compile(
+    r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[cm]?[jt]sx?$"
+)
 SOURCE_SUFFIXES = (".py", ".go", ".rs", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx")
 TOKEN_STRIP = "`'\"()[]{},;!?"
 
@@ -49,7 +54,7 @@ def required_tests(
 ) -> Required:
     required = Required()
     for criterion in criteria:
-        _from_criterion(criterion, current, read, required)
+        _from_criterion(criterion, current, reference, required)
     _from_changes(current, reference, changes, read, required)
     return required
 
@@ -57,34 +62,44 @@ def required_tests(
 def _tokens(criterion: str) -> list[str]:
     tokens = []
     for raw in criterion.split():
-        kept = "`'\",;!?" if "::" in raw else TOKEN_STRIP  # ids keep their [params]
+        kept = "`'\",;!?()" if "::" in raw else TOKEN_STRIP  # ids keep their [params]
         token = raw.strip(kept).rstrip(".:").removeprefix("./")
         if token:
             tokens.append(token)
     return tokens
 
 
+def _in_file(results: TestResults | None, path: str) -> list[str]:
+    if results is None:
+        return []
+    return [
+        t for t, case in results.tests.items() if case.file == path or t.startswith(path + "::")
+    ]
+
+
 def _from_criterion(
-    criterion: str, current: TestResults, read: Callable[[str], str | None], required: Required
+    criterion: str,
+    current: TestResults,
+    reference: TestResults | None,
+    required: Required,
 ) -> None:
+    """Tests a criterion names. A test file means every test in it, including those it
+    had before the change (deleting a test does not make it pass)."""
+    known = {*current.tests, *(reference.tests if reference else ())}
     for token in _tokens(criterion):
         if "::" in token:
-            matched = [
-                t for t in current.tests if t == token or t.startswith((token + "::", token + "["))
-            ]
-        elif token.endswith(SOURCE_SUFFIXES) and read(token) is not None:
-            matched = [
-                t
-                for t, case in current.tests.items()
-                if case.file == token or t.startswith(token + "::")
-            ]
-        elif TEST_NAME.match(token) or any(base_name(t) == token for t in current.tests):
-            matched = [t for t in current.tests if base_name(t) == token]
+            named = [t for t in known if t == token or t.startswith((token + "::", token + "["))]
+        elif token.endswith(SOURCE_SUFFIXES):
+            named = [*_in_file(current, token), *_in_file(reference, token)]
+            if not named and not TEST_FILE.search(token):
+                continue  # a source file the criterion mentions, not a test file
+        elif TEST_NAME.match(token) or any(base_name(t) == token for t in known):
+            named = [t for t in known if base_name(t) == token]
         else:
             continue
-        if not matched:
+        if not any(t in current.tests for t in named):
             required.missing.append(token)
-        for test_id in matched:
+        for test_id in named:
             required.reasons.setdefault(test_id, f"named in the acceptance criteria ({token})")
 
 

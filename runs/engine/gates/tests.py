@@ -10,17 +10,16 @@ changed. A phase with its own test command must also make that command succeed.
 from __future__ import annotations
 
 import difflib
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runs.engine.commands import run_command
 from runs.engine.gates.results import (
     FAILED,
     PASSED,
     TestResults,
+    locate_go_tests,
     read_go,
     read_jest,
     read_junit,
@@ -29,7 +28,7 @@ from runs.engine.gates.results import (
 from runs.engine.gates.selection import Changes, base_name, required_tests
 from runs.engine.outcomes import SetupFailed
 from runs.engine.protocols import GateResult, Workspace
-from runs.engine.sandbox import Sandbox, base_env
+from runs.engine.sandbox import Sandbox
 
 FEEDBACK_CHARS = 8000
 PER_TEST_CHARS = 1500
@@ -50,25 +49,18 @@ class Runtime:
 def run_tests(
     command: str, root: Path, runtime: Runtime, timeout: float, sandbox: bool
 ) -> TestResults:
-    scratch = Path(tempfile.mkdtemp(prefix="autopack-tests-"))
-    reports = scratch / "reports"
-    reports.mkdir()
-    env = {**base_env(), **runtime.variables, "AUTOPACK_REPORTS": str(reports)}
-    env.update(_reporting(runtime.reader, reports, env))
-    try:
-        if sandbox:
-            argv: str | list[str] = Sandbox(
-                workdir=root,
-                read_only=runtime.read_only,
-                writable=(*runtime.writable, reports),
-                env=env,
-            ).argv(command)
-            result = run_command(argv, root, timeout)
-        else:
-            home = scratch / "home"
-            home.mkdir()
-            env = {**env, "HOME": str(home), "TMPDIR": str(scratch)}
-            result = run_command(command, root, timeout, env)
+    with tempfile.TemporaryDirectory(prefix="autopack-reports-") as folder:
+        reports = Path(folder)
+        env = {**runtime.variables, "AUTOPACK_REPORTS": str(reports)}
+        env.update(_reporting(runtime.reader, reports, env, command))
+        spec = Sandbox(
+            workdir=root,
+            read_only=runtime.read_only,
+            writable=(*runtime.writable, reports),
+            env=env,
+            git=True,
+        )
+        result = spec.run(command, timeout, isolated=sandbox)
         results = TestResults(
             command=command,
             exit_code=result.exit_code,
@@ -77,13 +69,11 @@ def run_tests(
             output=result.output,
         )
         _read(runtime.reader, reports, root, results)
-        results.problem = _problem(results, runtime.reader, timeout)
-        return results
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    results.problem = _problem(results, runtime.reader, timeout)
+    return results
 
 
-def _reporting(reader: str, reports: Path, env: dict[str, str]) -> dict[str, str]:
+def _reporting(reader: str, reports: Path, env: dict[str, str], command: str) -> dict[str, str]:
     """Environment through which each runner writes a per-test report, however the
     command invokes it (plainly, through make, npm or a script)."""
     if reader == "pytest":
@@ -92,7 +82,8 @@ def _reporting(reader: str, reports: Path, env: dict[str, str]) -> dict[str, str
             "--continue-on-collection-errors"
         )
         return {"PYTEST_ADDOPTS": f"{env.get('PYTEST_ADDOPTS', '')} {options}".strip()}
-    if reader == "node":
+    if reader == "node" and "--test-reporter" not in command:
+        # A command that picks its own reporters must get no other (node refuses it).
         options = f"--test-reporter=junit --test-reporter-destination={reports / 'junit.xml'}"
         return {"NODE_OPTIONS": f"{env.get('NODE_OPTIONS', '')} {options}".strip()}
     return {}
@@ -101,11 +92,12 @@ def _reporting(reader: str, reports: Path, env: dict[str, str]) -> dict[str, str
 def _read(reader: str, reports: Path, root: Path, results: TestResults) -> None:
     junit, jest = reports / "junit.xml", reports / "jest.json"
     if reader in ("pytest", "node") and junit.exists() and junit.stat().st_size:
-        read_junit(junit, results)
+        read_junit(junit, root, results)
     elif reader == "node" and jest.exists():
         read_jest(jest, root, results)
     elif reader == "go":
         read_go(results.output, results)
+        locate_go_tests(results, root)
     elif reader == "cargo":
         read_libtest(results.output, results)
 
@@ -117,7 +109,8 @@ def _problem(results: TestResults, reader: str, timeout: float) -> str:
         return f"did not finish within {timeout:.0f} s and was killed"
     if code in (126, 127):
         return f"could not be run (exit {code}: command not found or not executable)"
-    if reader == "pytest" and code in PYTEST_EXIT:
+    ran_pytest = "pytest" in results.command or "pytest" in results.output
+    if reader == "pytest" and code in PYTEST_EXIT and ran_pytest:
         return f"stopped with pytest exit code {code} ({PYTEST_EXIT[code]}): no usable test run"
     if results.per_test:
         if not results.tests and results.errors:
@@ -125,7 +118,7 @@ def _problem(results: TestResults, reader: str, timeout: float) -> str:
         return ""
     if code is not None and (code < 0 or code > 128):
         return f"crashed (exit {code}, killed by signal {abs(code) % 128})"
-    if reader == "pytest" and code not in (0, 5):
+    if reader == "pytest" and code not in (0, 5) and ran_pytest:
         if "No module named pytest" in results.output:
             return "could not start pytest: it is not installed in the project environment"
         return f"exited with {code} without writing its report: pytest did not start or crashed"
@@ -239,6 +232,8 @@ class Verdict:
         self.still_failing = sorted(results.ids(FAILED) & failed_before)
         known_errors = set(reference.errors) if reference is not None else set()
         self.new_errors = sorted(set(results.errors) - known_errors)
+        # The phase's own command is about its tests: none may disappear, failing or not.
+        self.vanished = sorted(t for t in failed_before if own_command and t not in results.tests)
 
     def _outcome(self, test_id: str) -> str:
         case = self.results.tests.get(test_id)
@@ -254,6 +249,12 @@ class Verdict:
         if results.problem:
             return [
                 f"`{results.command}` {results.problem}. Output:\n"
+                f"{results.output[-PER_TEST_CHARS * 2 :]}"
+            ]
+        if not results.per_test and self.reference is not None and self.reference.per_test:
+            return [
+                f"`{results.command}` wrote no per-test report (exit {results.exit_code}), as "
+                "it did before your change: the tests did not really run. Output:\n"
                 f"{results.output[-PER_TEST_CHARS * 2 :]}"
             ]
         if not results.per_test:
@@ -274,6 +275,8 @@ class Verdict:
             problems.append(f"{name} could not be loaded:\n{results.errors[name][:PER_TEST_CHARS]}")
         for test_id in self.broken:
             problems.append(self._test_problem(test_id, "passed before your change"))
+        for test_id in self.vanished:
+            problems.append(self._test_problem(test_id, "it is in the phase's own test command"))
         for test_id, outcome in self.required_status().items():
             if outcome != PASSED and test_id not in self.broken:
                 reason = self.required.reasons[test_id]
@@ -311,6 +314,7 @@ class Verdict:
             **results.counts(),
             "baseline": reference.counts() if reference is not None else None,
             "newly_failing": self.broken,
+            "vanished": self.vanished,
             "still_failing": self.still_failing,
             "new_errors": self.new_errors,
             "required": self.required_status(),
@@ -339,6 +343,9 @@ class Verdict:
                 f"{len(self.broken)} test(s) that passed before now fail: "
                 f"{', '.join(self.broken[:3])}"
             )
+        if self.vanished:
+            gone = ", ".join(self.vanished[:3])
+            return f"{len(self.vanished)} test(s) of the phase's command are gone: {gone}"
         if self.new_errors:
             shown = ", ".join(self.new_errors[:3])
             return f"{len(self.new_errors)} test file(s) no longer load: {shown}"

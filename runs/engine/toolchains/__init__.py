@@ -9,6 +9,7 @@ environment for it, attach the run's own layer, and say how its tests run.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -63,11 +64,17 @@ class CustomToolchain:
         return {"resolution": "setup_command"}
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
         return None
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
         return Runtime(
             variables={"PATH": f"{env}/bin:/usr/local/bin:/usr/bin:/bin"}, read_only=(env,)
         )
@@ -76,25 +83,48 @@ class CustomToolchain:
         return None
 
 
-def _has_python_tests(root: Path) -> bool:
-    return any(root.glob("*_test.py")) or any(root.glob("test_*.py"))
-
-
 TOOLCHAINS: tuple[Toolchain, ...] = (
     PythonToolchain(),
     NodeToolchain(),
     GoToolchain(),
     RustToolchain(),
 )
+# Test files by toolchain: when a repository has the markers of several (a Go module with
+# a requirements.txt for its docs), the one whose tests it has wins.
+TEST_FILES = {
+    "python": re.compile(r"(^|/)test_[^/]*\.py$|_test\.py$"),
+    "node": re.compile(
+        r"\.(test|spec)\.[cm]?[jt]sx?$|(^|/)(__tests__|tests?)/[^/]*\.[cm]?[jt]sx?$"
+    ),
+    "go": re.compile(r"_test\.go$"),
+    "rust": re.compile(r"(^|/)tests/[^/]*\.rs$"),
+}
 
 
-def detect(root: Path, setup_command: str = "") -> Toolchain | None:
-    for toolchain in TOOLCHAINS:
-        if toolchain.detect(root):
-            return toolchain
-    if _has_python_tests(root):
-        return TOOLCHAINS[0]
-    return CustomToolchain() if setup_command else None
+def detect(root: Path, setup_command: str = "", prefer: str = "") -> Toolchain | None:
+    """The project's toolchain: `prefer` (the one a run started with) while its markers
+    are there, else the detected one with the most test files."""
+    found = [t for t in TOOLCHAINS if t.detect(root)]
+    files = _files(root)
+    if not found and any(TEST_FILES["python"].search(f) for f in files):
+        found = [TOOLCHAINS[0]]  # bare test modules, as in exercises
+    if not found:
+        return CustomToolchain() if setup_command else None
+    preferred = [t for t in found if t.name == prefer]
+    if preferred:
+        return preferred[0]
+    return max(found, key=lambda t: sum(bool(TEST_FILES[t.name].search(f)) for f in files))
+
+
+def _files(root: Path) -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+    )
+    if listed.returncode == 0:
+        return listed.stdout.decode("utf-8", "surrogateescape").split("\0")
+    return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
 
 
 def prepare(
@@ -104,10 +134,11 @@ def prepare(
     options: SetupOptions,
     project: str,
     recorder: Recorder,
+    prefer: str = "",
 ) -> Environment | None:
     """The environment for the project in `worktree`, built when the cache does not
     have it, with the run's layer in `layer`. None when no toolchain applies."""
-    toolchain = detect(worktree, options.setup_command)
+    toolchain = detect(worktree, options.setup_command, prefer)
     if toolchain is None:
         return None
     started = time.monotonic()
@@ -121,15 +152,19 @@ def prepare(
         return {**details, "toolchain": toolchain.name, "log": installer.text()}
 
     path, details, cached = cache.ensure(name, build)
-    _attach(toolchain, path, worktree, layer, installer, options)
+    _attach(toolchain, path, worktree, layer, installer, options, details)
     return Environment(
         toolchain=toolchain.name,
         key=name,
         path=path,
         from_cache=cached,
         resolution=details.get("resolution", ""),
-        details={**details, "log_file": str(path / LOG)},
-        runtime=toolchain.runtime(path, worktree, layer),
+        details={
+            **details,
+            "log_file": str(path / LOG),
+            "manifests": sorted(toolchain.manifests(worktree)),
+        },
+        runtime=toolchain.runtime(path, worktree, layer, details),
         test_command=toolchain.test_command(worktree),
         keep=toolchain.keep,
         seconds=time.monotonic() - started,
@@ -143,6 +178,7 @@ def _attach(
     layer: Path,
     installer: Installer,
     options: SetupOptions,
+    details: dict,
 ) -> None:
     """The run's own layer, rebuilt when the environment under it changed."""
     marker = layer / LAYER_MARKER
@@ -151,7 +187,7 @@ def _attach(
         return
     remove_tree(layer)
     layer.mkdir(parents=True)
-    toolchain.attach(env, worktree, layer, installer, options)
+    toolchain.attach(env, worktree, layer, installer, options, details)
     marker.write_text(str(env))
 
 

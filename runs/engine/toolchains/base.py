@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from runs.engine.commands import run_command
 from runs.engine.gates.tests import Runtime
 from runs.engine.outcomes import SetupFailed
-from runs.engine.sandbox import Sandbox, base_env
+from runs.engine.sandbox import Sandbox
 
 # Registry, mirror and proxy settings an administrator may give Autopack for installs.
 REGISTRY_VARIABLES = (
@@ -114,23 +112,14 @@ class Installer:
         writable: tuple[Path, ...] = (),
         network: bool = True,
     ) -> str:
-        full_env = {**base_env(), **registry_env(), **(env or {})}
-        scratch = Path(tempfile.mkdtemp(prefix="autopack-setup-"))
-        try:
-            if self.options.sandbox:
-                argv: str | list[str] = Sandbox(
-                    workdir=cwd,
-                    read_only=read_only,
-                    writable=writable,
-                    network=network,
-                    env=full_env,
-                ).argv(command)
-                result = run_command(argv, cwd, self.options.timeout)
-            else:
-                full_env = {**full_env, "HOME": str(scratch), "TMPDIR": str(scratch)}
-                result = run_command(command, cwd, self.options.timeout, full_env)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        spec = Sandbox(
+            workdir=cwd,
+            read_only=read_only,
+            writable=writable,
+            network=network,
+            env={**registry_env(), **(env or {})},
+        )
+        result = spec.run(command, self.options.timeout, isolated=self.options.sandbox)
         self.log.append(f"$ {command}\n{result.output}")
         if result.timed_out:
             raise SetupFailed(
@@ -146,6 +135,25 @@ class Installer:
 
     def text(self) -> str:
         return "\n".join(self.log)
+
+
+def tools(*names: str) -> tuple[str, tuple[Path, ...]]:
+    """Where the toolchain's programs are, for commands in the sandbox: a PATH and the
+    folders to mount. Programs under /usr are there already; others (an official Go in
+    /usr/local/go, node from nvm) bring their install folder."""
+    folders: list[str] = []
+    mounts: list[Path] = []
+    for name in names:
+        found = shutil.which(name)
+        if found is None:
+            continue
+        real = Path(os.path.realpath(found))
+        if real.is_relative_to("/usr") or real.is_relative_to("/bin"):
+            continue
+        folders.append(str(Path(found).parent))
+        mounts.append(real.parent.parent)
+    path = ":".join(dict.fromkeys([*folders, "/usr/local/bin", "/usr/bin", "/bin"]))
+    return path, tuple(dict.fromkeys(mounts))
 
 
 def registry_env() -> dict[str, str]:
@@ -172,11 +180,18 @@ class Toolchain(Protocol):
         returns details for the record, `resolution` among them."""
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
-        """Per-run part of the environment in `layer` (the project itself, build caches)."""
+        """Per-run part of the environment in `layer` (the project itself, build caches);
+        `details` are what `build` returned."""
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime: ...
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime: ...
 
     def test_command(self, root: Path) -> str | None: ...
 

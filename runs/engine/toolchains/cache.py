@@ -20,7 +20,7 @@ from pathlib import Path
 from runs.engine.toolchains.base import SetupOptions, Toolchain, remove_tree
 
 # Part of every key: bump it when what a build puts into an environment changes.
-LAYOUT = "2"
+LAYOUT = "3"
 METADATA = "autopack-environment.json"
 LOG = "setup.log"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runs.engine.gates.tests import Runtime
-from runs.engine.toolchains.base import Installer, SetupOptions, remove_tree
+from runs.engine.toolchains.base import Installer, SetupOptions, remove_tree, tools
 
 MANIFESTS = ("go.mod", "go.sum", "go.work", "go.work.sum", "vendor/modules.txt")
 
@@ -42,18 +42,34 @@ class GoToolchain:
         else:
             command = "go mod download"
             resolution = "go.sum" if (source / "go.sum").exists() else "go.mod"
-        installer.run(command, source, "downloading the modules", env, writable=(target,))
+        path, mounts = tools("go")
+        installer.run(
+            command,
+            source,
+            "downloading the modules",
+            {**env, "PATH": path},
+            read_only=mounts,
+            writable=(target,),
+        )
         remove_tree(scratch)
         return {"resolution": resolution}
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
         (layer / "go-build").mkdir(parents=True, exist_ok=True)
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
+        path, mounts = tools("go")
         variables = {
             **_go_env(env / "mod", layer / "go-build"),
+            "PATH": path,
             "GOPATH": "/tmp/go",
             "GOPROXY": "off",
             "GOFLAGS": "-mod=readonly" if not (worktree / "vendor").is_dir() else "-mod=vendor",

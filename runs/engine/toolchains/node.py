@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from runs.engine.gates.tests import Runtime
-from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions
+from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions, tools
 
 LOCKS = {
     "package-lock.json": "npm ci --no-audit --no-fund",
@@ -56,8 +56,14 @@ class NodeToolchain:
         }
         (downloads / "npm").mkdir(parents=True, exist_ok=True)
         (downloads / "corepack").mkdir(parents=True, exist_ok=True)
+        path, mounts = tools("node", "npm", "corepack")
         installer.run(
-            command, source, "installing the dependencies", env, writable=(target, downloads)
+            command,
+            source,
+            "installing the dependencies",
+            {**env, "PATH": path},
+            read_only=mounts,
+            writable=(target, downloads),
         )
         modules = source / "node_modules"
         if not modules.is_dir():
@@ -66,7 +72,13 @@ class NodeToolchain:
         return {"resolution": resolution, "installer": command.split(" --")[0]}
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
         link = worktree / "node_modules"
         wanted = env / "node_modules"
@@ -81,30 +93,39 @@ class NodeToolchain:
             )
         link.symlink_to(wanted)
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
+        path, mounts = tools("node", "npm")
+        # A test script that picks its own reporter writes no report Autopack can read.
+        reader = "exit-code" if "--test-reporter" in _test_script(worktree) else self.reader
         return Runtime(
-            reader=self.reader,
+            reader=reader,
             variables={
-                "PATH": f"{worktree}/node_modules/.bin:/usr/local/bin:/usr/bin:/bin",
+                "PATH": f"{worktree}/node_modules/.bin:{path}",
                 "npm_config_cache": "/tmp/npm-cache",
                 "npm_config_offline": "true",
                 "npm_config_update_notifier": "false",
             },
-            read_only=(env,),
+            read_only=(env, *mounts),
         )
 
     def test_command(self, root: Path) -> str | None:
-        try:
-            scripts = json.loads((root / "package.json").read_text()).get("scripts") or {}
-        except (OSError, ValueError, AttributeError):
-            scripts = {}
-        script = scripts.get("test", "") if isinstance(scripts, dict) else ""
-        if not script:
+        script = _test_script(root)
+        if not script or "no test specified" in script:  # npm init's placeholder
             return "node --test"
         if JEST.match(script) and "&&" not in script and ";" not in script:
             # jest reports per test only when asked on its command line.
             return 'npm test -- --ci --json --outputFile="$AUTOPACK_REPORTS/jest.json"'
         return "npm test"
+
+
+def _test_script(root: Path) -> str:
+    try:
+        manifest = json.loads((root / "package.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
+    script = scripts.get("test") if isinstance(scripts, dict) else None
+    return script if isinstance(script, str) else ""
 
 
 def install_command(root: Path, options: SetupOptions) -> tuple[str, str]:

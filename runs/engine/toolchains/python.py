@@ -51,9 +51,6 @@ class PythonToolchain:
     reader = "pytest"
     keep: tuple[str, ...] = ()
 
-    def __init__(self) -> None:
-        self._interpreters: dict[Path, Interpreter] = {}
-
     def detect(self, root: Path) -> bool:
         return any((root / marker).exists() for marker in MARKERS)
 
@@ -62,22 +59,18 @@ class PythonToolchain:
 
     def key_parts(self, root: Path, options: SetupOptions) -> list[str]:
         plan = read_plan(root)
-        interpreter = self._interpreter(root, plan, options)
+        interpreter = self._interpreter(plan, options)
         cutoff = "" if plan.lockfile else options.cutoff or ""
         return [str(interpreter.path), str(interpreter.version), cutoff]
 
-    def _interpreter(self, root: Path, plan: PythonPlan, options: SetupOptions) -> Interpreter:
-        if root not in self._interpreters:
-            self._interpreters[root] = choose(
-                plan.requires_python, plan.python_pin, options.pythons
-            )
-        return self._interpreters[root]
+    def _interpreter(self, plan: PythonPlan, options: SetupOptions) -> Interpreter:
+        return choose(plan.requires_python, plan.python_pin, options.pythons)
 
     def build(
         self, source: Path, target: Path, installer: Installer, options: SetupOptions
     ) -> dict:
         plan = read_plan(source)
-        interpreter = self._interpreter(source, plan, options)
+        interpreter = self._interpreter(plan, options)
         uv = _Uv(installer, source, target, (interpreter.prefix,))
         # Seeded with pip and setuptools, as tox and virtualenv make test environments:
         # test suites that build or install something expect them.
@@ -99,6 +92,9 @@ class PythonToolchain:
                     "AUTOPACK_ENV": str(target),
                 },
             )
+            if plan.name:
+                # Installed here it would shadow each run's editable copy of the project.
+                uv.run(f"pip uninstall --python {target}/bin/python {plan.name}", "uninstalling")
             return {**details, "resolution": "setup_command"}
         pins, resolution, exact = self._resolve(plan, source, interpreter, uv, options)
         kept = _without_project(pins, plan.name)
@@ -151,12 +147,18 @@ class PythonToolchain:
         return _lines(out), (f"as of {cutoff[:10]}" if cutoff else "newest"), False
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
         if not read_plan(worktree).installable:
             return
         venv = layer / "venv"
-        uv = _Uv(installer, worktree, layer, tuple(p for p in (env, _python_prefix(env)) if p))
+        uv = _Uv(installer, worktree, layer, (env, Path(details["python_prefix"])))
         uv.run(f"venv --python {env}/bin/python {venv}", "creating the run's virtualenv")
         shared = _site_packages(env)
         (_site_packages(venv) / "_autopack_shared.pth").write_text(
@@ -172,13 +174,13 @@ class PythonToolchain:
         for leftover in _untracked(worktree) - before:
             remove_tree(worktree / leftover)
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
         venv = layer / "venv" if (layer / "venv").exists() else env
         path = f"{venv}/bin:{env}/bin:/usr/local/bin:/usr/bin:/bin"
         return Runtime(
             reader=self.reader,
             variables={"PATH": path, "VIRTUAL_ENV": str(venv)},
-            read_only=tuple(p for p in (env, layer, _python_prefix(env)) if p is not None),
+            read_only=(env, layer, Path(details["python_prefix"])),
         )
 
     def test_command(self, root: Path) -> str | None:
@@ -268,18 +270,3 @@ def _site_packages(venv: Path) -> Path:
     if not found:
         raise FileNotFoundError(f"no site-packages in {venv}")
     return found[0]
-
-
-def _python_prefix(env: Path | None) -> Path | None:
-    """The base interpreter's folder, which the environment's python needs to run."""
-    if env is None:
-        return None
-    config = env / "pyvenv.cfg"
-    if not config.exists():
-        return None
-    for line in config.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "home":
-            home = Path(value.strip())
-            return home.parent if home.name == "bin" else home
-    return None

@@ -79,7 +79,13 @@ class RustToolchain:
         return {"resolution": resolution}
 
     def attach(
-        self, env: Path, worktree: Path, layer: Path, installer: Installer, options: SetupOptions
+        self,
+        env: Path,
+        worktree: Path,
+        layer: Path,
+        installer: Installer,
+        options: SetupOptions,
+        details: dict,
     ) -> None:
         variables, mounts = self._env(env / "cargo", layer / "target")
         (layer / "target").mkdir(parents=True, exist_ok=True)
@@ -93,7 +99,7 @@ class RustToolchain:
             network=False,
         )
 
-    def runtime(self, env: Path, worktree: Path, layer: Path) -> Runtime:
+    def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
         variables, mounts = self._env(env / "cargo", layer / "target")
         return Runtime(
             reader=self.reader,
