@@ -11,6 +11,9 @@ USAGE = """usage: autopack COMMAND [options]
                    admin user, web server and worker (what `make up` runs)
   serve            the web server only (ASGI, dashboard, admin and API)
   worker           a background worker that executes runs
+  run FILE         execute a run config in the foreground (--detach queues it)
+  demo             build the demo project with scripted replies
+  check            validate the configuration files
   token USER       create or print USER's API token
   db status|stop   the embedded PostgreSQL under AUTOPACK_HOME
 

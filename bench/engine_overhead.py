@@ -23,6 +23,10 @@ import django  # noqa: E402
 
 django.setup()
 
+from autopack_site.readiness import ensure_migrated  # noqa: E402
+
+ensure_migrated()
+
 from django.conf import settings  # noqa: E402
 from django.db.models import Sum  # noqa: E402
 

@@ -117,3 +117,11 @@ def test_every_file_a_toolchain_builds_from_is_a_protected_path():
     ]
 
     assert sorted(set(names) - set(protected(names, config.protected_paths))) == []
+
+
+def test_npm_workspaces_package_files_decide_the_environment_too(tmp_path):
+    (tmp_path / "package.json").write_text('{"workspaces": ["packages/*"]}')
+    (tmp_path / "packages" / "a").mkdir(parents=True)
+    (tmp_path / "packages" / "a" / "package.json").write_text('{"name": "a"}')
+
+    assert NodeToolchain().manifests(tmp_path) == ["package.json", "packages/a/package.json"]

@@ -37,7 +37,8 @@ class NodeToolchain:
         return (root / "package.json").is_file()
 
     def manifests(self, root: Path) -> list[str]:
-        return [m for m in MANIFESTS if (root / m).is_file()]
+        found = [m for m in MANIFESTS if (root / m).is_file()]
+        return found + _workspace_manifests(root)
 
     def key_parts(self, root: Path, options: SetupOptions) -> list[str]:
         return ["" if _lockfile(root) else options.cutoff or ""]
@@ -116,6 +117,26 @@ class NodeToolchain:
             # jest reports per test only when asked on its command line.
             return 'npm test -- --ci --json --outputFile="$AUTOPACK_REPORTS/jest.json"'
         return "npm test"
+
+
+def _workspace_manifests(root: Path) -> list[str]:
+    """The package.json of each npm/yarn workspace: their dependencies are installed too."""
+    try:
+        manifest = json.loads((root / "package.json").read_text())
+    except (OSError, ValueError):
+        return []
+    patterns = manifest.get("workspaces") if isinstance(manifest, dict) else None
+    if isinstance(patterns, dict):
+        patterns = patterns.get("packages")
+    if not isinstance(patterns, list):
+        return []
+    found = {
+        str(path.relative_to(root))
+        for pattern in patterns
+        if isinstance(pattern, str) and ".." not in pattern
+        for path in root.glob(f"{pattern.rstrip('/')}/package.json")
+    }
+    return sorted(found)
 
 
 def _test_script(root: Path) -> str:
