@@ -27,10 +27,36 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(USAGE)
         return
+    if argv[1] == "db":
+        # Without Django: loading the settings would start the very server asked about.
+        sys.exit(database_command(argv[2:]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autopack_site.settings")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(argv)
+
+
+def database_command(args: list[str]) -> int:
+    from pathlib import Path
+
+    from autopack_site import embedded_db
+    from autopack_site.env import autopack_home, envstr
+
+    if args not in (["status"], ["stop"]):
+        print("usage: autopack db status|stop", file=sys.stderr)
+        return 2
+    if envstr("DATABASE_URL"):
+        print("DATABASE_URL is set: there is no embedded database to manage.", file=sys.stderr)
+        return 1
+    pgdata = autopack_home(Path(__file__).resolve().parent.parent) / "pgdata"
+    if args == ["status"]:
+        pid = embedded_db.running_pid(pgdata)
+        print(f"running: {pgdata} (pid {pid})" if pid else f"not running: {pgdata}")
+    elif embedded_db.stop(pgdata):
+        print(f"stopped: {pgdata}")
+    else:
+        print(f"not running: {pgdata}")
+    return 0
 
 
 if __name__ == "__main__":

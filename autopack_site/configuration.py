@@ -102,11 +102,13 @@ def governance() -> GovernanceConfig:
 
 
 def problems() -> list[tuple[ConfigFile, str]]:
-    """Each file that does not validate, read afresh, with what is wrong."""
+    """Each file that does not validate, read afresh, with what is wrong. The valid ones
+    become the versions this process falls back to if a later edit breaks them."""
     found = []
     for file in FILES:
+        path = file.path
         try:
-            file.load(file.path)
+            _loaded[file.setting] = _Loaded(path, _stamp(path), file.load(path))
         except ConfigFileError as exc:
             found.append((file, str(exc)))
     return found

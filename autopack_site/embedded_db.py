@@ -118,6 +118,11 @@ def ensure_database(server: EmbeddedServer, name: str) -> None:
                 pass  # another process created it between our check and our CREATE
 
 
+def running_pid(pgdata: Path) -> int | None:
+    """The server's process id when one runs in `pgdata`; never starts one."""
+    return _running_pid(pgdata.expanduser().resolve())
+
+
 def stop(pgdata: Path) -> bool:
     """Stop the server in `pgdata`; return False when none was running."""
     pgdata = pgdata.expanduser().resolve()

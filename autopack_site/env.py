@@ -61,6 +61,11 @@ def envlist(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def autopack_home(base_dir: Path) -> Path:
+    """AUTOPACK_HOME: where the embedded database, workspaces and generated secrets live."""
+    return Path(envstr("AUTOPACK_HOME") or base_dir / ".autopack").expanduser().resolve()
+
+
 def generated_secret(path: Path, *, nbytes: int = 48) -> str:
     """Return the secret stored at `path`, creating it (mode 0600) on first use."""
     if path.exists():

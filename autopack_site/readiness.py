@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TextIO
 
 from django.core.management import call_command
-from django.db import connection
+from django.core.management.base import CommandError
+from django.db import OperationalError, connection
 from django.db.migrations.executor import MigrationExecutor
 
 # Any fixed number: the PostgreSQL advisory lock every Autopack process takes to migrate.
@@ -22,8 +23,14 @@ def ensure_migrated(out: TextIO | None = None) -> None:
     """Apply pending migrations. Processes starting together (`up`'s web server and
     worker, several workers) take turns on a lock; the first migrates, the others find
     nothing left to do."""
-    if not pending_migrations():
-        return
+    try:
+        if not pending_migrations():
+            return
+    except OperationalError as exc:
+        raise CommandError(
+            f"Cannot reach the database: {str(exc).strip()}. Check DATABASE_URL, or unset it "
+            "to use the embedded database."
+        ) from None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
         try:

@@ -7,11 +7,18 @@ import warnings
 from pathlib import Path
 
 from autopack_site import database, logs
-from autopack_site.env import envbool, envint, envlist, envstr, generated_secret
+from autopack_site.env import (
+    autopack_home,
+    envbool,
+    envint,
+    envlist,
+    envstr,
+    generated_secret,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-AUTOPACK_HOME = Path(envstr("AUTOPACK_HOME") or BASE_DIR / ".autopack").expanduser().resolve()
+AUTOPACK_HOME = autopack_home(BASE_DIR)
 AUTOPACK_HOME.mkdir(parents=True, exist_ok=True)
 AUTOPACK_WORKSPACES = AUTOPACK_HOME / "workspaces"
 

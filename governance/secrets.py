@@ -37,8 +37,11 @@ def _secret_values() -> list[str]:
 
 
 def scrub(text: str) -> str:
+    """Secret values and key-shaped strings replaced; NUL characters (which PostgreSQL
+    text cannot hold, and a test's output may contain) dropped."""
     if not text:
         return text
+    text = text.replace("\x00", "")
     for value in _secret_values():
         text = text.replace(value, REDACTED)
     for shape in KEY_SHAPES:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from autopack_site import configuration
 from governance.models import GovernanceRequest
 from runs import services as run_services
+from runs.engine.outcomes import Outcome
 from runs.models import Run
 from runs.states import AttemptState, PhaseState, RunState
 
@@ -97,7 +98,7 @@ def deny(
         run_services.finish_attempt(
             request.attempt,
             AttemptState.FAILED,
-            outcome="denied",
+            outcome=Outcome.DENIED,
             error=f"change to {paths} {'expired' if expired else 'denied by ' + who}: {reason}",
             feedback=(
                 f"A person did not approve your change to {paths}: {reason}\n"

@@ -55,13 +55,13 @@ class PhaseConfig(_Strict):
     phase_id: str = Field(pattern=RUN_ID_PATTERN)
     phase_index: int = Field(ge=0)
     task_name: str = Field(min_length=1)
-    task_category: str = ""
+    task_category: str = Field(default="", max_length=100)
     complexity: Literal["low", "medium", "high"]
     scope: Scope
     description: str = ""
     acceptance_criteria: list[str] = []
-    test_command: str = ""
-    setup_command: str = ""
+    test_command: str = Field(default="", max_length=1000)
+    setup_command: str = Field(default="", max_length=2000)
     approval_required: bool = False
     max_attempts: int | None = Field(default=None, ge=1, le=50)
     token_cap: int | None = Field(default=None, ge=1)
@@ -114,11 +114,11 @@ class RunConfig(_Strict):
     workspace: str | None = None
     repo: str | None = None
     project: str | None = Field(default=None, min_length=1, max_length=200)
-    base_branch: str | None = Field(default=None, min_length=1)  # None: the project's
+    base_branch: str | None = Field(default=None, min_length=1, max_length=200)
     max_attempts_per_phase: int | None = Field(default=None, ge=1, le=50)
     max_duration_minutes: int | None = Field(default=None, ge=1)
-    setup_command: str = ""
-    test_command: str = ""
+    setup_command: str = Field(default="", max_length=2000)
+    test_command: str = Field(default="", max_length=1000)
     dependency_resolution: Literal["commit-date", "newest"] | None = None
     tiers: list[TierConfig] = Field(min_length=1)
 

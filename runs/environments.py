@@ -8,6 +8,7 @@ from, taken once per (command, commit, environment) and kept in the database.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -15,7 +16,8 @@ from django.conf import settings
 from governance.secrets import scrub, scrub_data
 from runs import services
 from runs.engine.gates.results import TestResults
-from runs.engine.gates.tests import Runtime, describe_counts, run_tests
+from runs.engine.gates.tests import Runtime, run_tests
+from runs.engine.gates.verdict import describe_counts
 from runs.engine.outcomes import TestsCannotRun
 from runs.engine.protocols import Recorder
 from runs.engine.toolchains import Environment, EnvironmentCache, SetupOptions, prepare
@@ -110,16 +112,20 @@ def reference(
     workspace: GitWorkspace,
     environment: Environment | None,
     *,
-    must_run: bool,
+    may_create: tuple[str, ...] | None = None,
 ) -> TestResults:
     """The command's results on the worktree's current commit, taken now unless they
-    are known. Raises TestsCannotRun when they could not run and `must_run`."""
+    are known. Raises TestsCannotRun when they could not run, unless only because test
+    files the command names do not exist yet inside `may_create` (a phase's scope: the
+    phase is to write them)."""
     commit = workspace.head()
-    key = environment.key if environment else ""
+    key = baseline_key(run, environment.key if environment else None)
     row = TestBaseline.objects.filter(
         project=run.project, command=command, commit=commit, environment=key
     ).first()
-    if row is None or row.problem:  # a run that could not run is taken again, never reused
+    # Results that could not be used (the tests did not run, or failed unreadably) are
+    # taken again: the cause may have been outside the project and fixed since.
+    if row is None or row.problem or _unjudgeable(TestResults.from_record(row.results)):
         runtime = environment.runtime if environment else None
         results = run_tests(
             command,
@@ -154,9 +160,22 @@ def reference(
         summary=describe_counts(results),
     )
     problem = row.problem or _unjudgeable(results)
-    if problem and must_run:
+    if problem and not _to_be_written(row.output, may_create):
         raise TestsCannotRun(_cannot_run(command, commit, problem, row.output, environment))
     return results
+
+
+def _to_be_written(output: str, scope: tuple[str, ...] | None) -> bool:
+    """pytest could not run only because test files it was given do not exist yet, and
+    they are inside the phase's scope."""
+    missing = re.findall(r"file or directory not found: (\S+)", output)
+    if not missing or scope is None:
+        return False
+    prefixes = [s.strip().rstrip("/").removeprefix("./") for s in scope]
+    return all(
+        any(p in ("", ".") or path == p or path.startswith(p + "/") for p in prefixes)
+        for path in (m.split("::")[0].removeprefix("./") for m in missing)
+    )
 
 
 def _unjudgeable(results: TestResults) -> str:
@@ -168,6 +187,13 @@ def _unjudgeable(results: TestResults) -> str:
         f"exits with {results.exit_code} before any change, and its results cannot be read "
         "test by test, so no change could pass"
     )
+
+
+def baseline_key(run: Run, environment_key: str | None) -> str:
+    """What, besides the command and the commit, decides a test run's results: the
+    environment, and whether the sandbox kept the network away."""
+    key = environment_key or "none"
+    return key if run.sandboxed else f"{key}+unsandboxed"
 
 
 def remember(run: Run, command: str, commit: str, key: str, results: TestResults) -> TestBaseline:

@@ -51,6 +51,8 @@ def describe(event: RunEvent) -> str | None:
             return f"  applied {p['blocks']} block(s) to {', '.join(p['files']) or 'no files'}"
         case "gate_result":
             return f"  gate {p['gate']}: {'passed' if p['passed'] else 'FAILED'}: {p['summary']}"
+        case "auditor_unreadable":
+            return f"  the auditor's reply could not be read ({p['problem']}); asking again"
         case "verdict":
             return f"  auditor: {p['verdict']}: {'; '.join(p['reasons'])}"
         case "savepoint":

@@ -29,11 +29,11 @@ from runs.engine.outcomes import (
     Outcome,
     RunStopped,
 )
-from runs.engine.sandbox import bubblewrap
+from runs.engine.sandbox import sandbox_problem
 from runs.engine.toolchains import SetupFailed
 from runs.engine.workspace import GitWorkspace
 from runs.models import Phase, Run
-from runs.phase_runner import attempt_phase
+from runs.phase_runner import attempt_phase, require_providers
 from runs.recorder import DjangoRecorder
 from runs.states import AttemptState, PhaseState, RunState
 
@@ -121,6 +121,7 @@ def _step(run: Run) -> None:
         if phase is None:
             _finish(run, RunState.DONE_SUCCESS, "", "")
             return
+        require_providers(run, phase, config)
         environment = environments.prepare_for(run, phase, workspace, DjangoRecorder(run, phase))
         references = _references(run, phase, workspace, environment)
         attempt_phase(run, phase, workspace, config, environment, references)
@@ -219,12 +220,16 @@ def _abandon_interrupted_attempts(run: Run) -> None:
 def _references(
     run: Run, phase: Phase, workspace: GitWorkspace, environment
 ) -> dict[str, TestResults]:
-    """The results each of the phase's test commands is compared with. The run's suite
-    must run, or nothing could be verified; a phase's own command may not run yet (the
-    phase may be what makes it run)."""
+    """The results each of the phase's test commands is compared with. They must run,
+    or nothing could be verified, except that a phase's own command may name test files
+    the phase is to write."""
     return {
         gate.command: environments.reference(
-            run, gate.command, workspace, environment, must_run=not gate.own
+            run,
+            gate.command,
+            workspace,
+            environment,
+            may_create=tuple(phase.scope_paths) if gate.own else None,
         )
         for gate in environments.gate_commands(run, phase, environment)
     }
@@ -234,20 +239,20 @@ def _check_sandbox(run: Run) -> None:
     """Decide once per run whether gate commands run under bubblewrap."""
     if run.sandboxed is not None:
         return
-    available = bubblewrap() is not None
-    if not available and settings.AUTOPACK_REQUIRE_SANDBOX:
+    problem = sandbox_problem()
+    if problem and settings.AUTOPACK_REQUIRE_SANDBOX:
         raise ConfigurationError(
-            "AUTOPACK_REQUIRE_SANDBOX is set but bubblewrap (bwrap) is not installed, so test "
-            "commands cannot be sandboxed. Install the bubblewrap package."
+            f"AUTOPACK_REQUIRE_SANDBOX is set but {problem}, so test commands cannot be "
+            "sandboxed. Install the bubblewrap package (and allow user namespaces)."
         )
-    Run.objects.filter(pk=run.pk).update(sandboxed=available)
-    run.sandboxed = available
-    if not available:
+    Run.objects.filter(pk=run.pk).update(sandboxed=not problem)
+    run.sandboxed = not problem
+    if problem:
         services.record_event(
             run,
             "warning",
-            message="bubblewrap is not installed: gate "
-            "commands run without a sandbox (network and filesystem open)",
+            message=f"{problem}: gate and install commands run without a sandbox (network "
+            "and filesystem open)",
         )
 
 

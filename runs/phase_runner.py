@@ -16,8 +16,8 @@ from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
 from runs.engine.gates.deliverables import DeliverablesGate
 from runs.engine.gates.results import TestResults
-from runs.engine.gates.tests import Runtime, TestGate
-from runs.engine.llm import LLMCaller
+from runs.engine.gates.tests import DiscoveredTestGate, Runtime, TestGate
+from runs.engine.llm import LLMCaller, provider_for
 from runs.engine.outcomes import AttemptResult, AwaitingApproval, RunStopped
 from runs.engine.routing import ModelsConfig
 from runs.engine.signature import signature
@@ -27,7 +27,7 @@ from runs.engine.workspace import GitWorkspace
 from runs.models import Attempt, Phase, Run
 from runs.providers import configured_providers, override_for
 from runs.recorder import DjangoRecorder
-from runs.states import AttemptState, FailureCode, PhaseState, RunState
+from runs.states import AttemptState, FailureCode, Outcome, PhaseState, RunState
 from telemetry.budgets import budget_for, check_health
 
 
@@ -58,14 +58,8 @@ def attempt_phase(
     llm = LLMCaller(
         configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
-    # An approved attempt continues with its own models; a new one gets the next choice.
-    policy = config.policy_for(phase.category, phase.escalation_policy)
-    choice = None if approved else choose(config, phase.complexity, len(failed), policy)
-    builder = approved.model if approved else choice.builder
-    auditor = (approved.auditor_model or None) if approved else choice.auditor
-    llm.provider_for(builder)  # no attempt without a provider to make it
-    if auditor:
-        llm.provider_for(auditor)
+    choice = None if approved else _choice(phase, config, len(failed))
+    require_providers(run, phase, config)
     attempt = approved or _new_attempt(run, phase, choice)
     recorder.attempt = attempt
     previous = [a for a in failed if a.number < attempt.number]
@@ -106,6 +100,26 @@ def attempt_phase(
     _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
 
 
+def _choice(phase: Phase, config: ModelsConfig, failures: int):
+    policy = config.policy_for(phase.category, phase.escalation_policy)
+    return choose(config, phase.complexity, failures, policy)
+
+
+def require_providers(run: Run, phase: Phase, config: ModelsConfig) -> None:
+    """The models the phase's next attempt needs must have a provider: checked before
+    anything slow (an environment, a baseline) and again before the attempt."""
+    providers, override = configured_providers(), override_for(run)
+    approved = phase.attempts.filter(state=AttemptState.APPROVED).first()
+    if approved is not None:  # an approved attempt continues with its own models
+        models = [approved.model, approved.auditor_model]
+    else:
+        failed = phase.attempts.filter(state=AttemptState.FAILED).count()
+        choice = _choice(phase, config, failed)
+        models = [choice.builder, choice.auditor]
+    for model in filter(None, models):
+        provider_for(providers, model, override)
+
+
 def _new_attempt(run: Run, phase: Phase, choice) -> Attempt:
     number = phase.attempts.count() + 1
     attempt = Attempt.objects.create(
@@ -135,7 +149,10 @@ def _gatekeeper(run: Run, phase: Phase, attempt: Attempt) -> Gatekeeper:
 
 def _hold(run: Run, phase: Phase, attempt: Attempt, held: AwaitingApproval) -> None:
     services.move_attempt(
-        attempt, AttemptState.AWAITING_APPROVAL, outcome="awaiting_approval", diff=scrub(held.diff)
+        attempt,
+        AttemptState.AWAITING_APPROVAL,
+        outcome=Outcome.AWAITING_APPROVAL,
+        diff=scrub(held.diff),
     )
     services.transition_phase(phase, PhaseState.AWAITING_APPROVAL)
     services.transition_run(run, RunState.AWAITING_APPROVAL, reason=str(held))
@@ -219,7 +236,7 @@ def _gates(
     environment: Environment | None,
     references: dict[str, TestResults],
 ) -> list:
-    gates: list = [DeliverablesGate(list(phase.deliverables))]
+    gates: list = [DeliverablesGate(list(phase.deliverables))] if phase.deliverables else []
 
     def runtime() -> Runtime:
         # Prepared again before each gate: a changed manifest rebuilds the environment.
@@ -227,6 +244,21 @@ def _gates(
         return current.runtime if current else Runtime()
 
     commands = environments.gate_commands(run, phase, environment)
+    if not commands:
+
+        def discover() -> tuple[str | None, Runtime]:
+            current = environments.prepare_for(run, phase, workspace, recorder)
+            command = environments.suite_command(run, current)
+            return command, current.runtime if current else Runtime()
+
+        gates.append(
+            DiscoveredTestGate(
+                discover,
+                list(phase.acceptance_criteria),
+                settings.AUTOPACK_GATE_TIMEOUT,
+                sandbox=bool(run.sandboxed),
+            )
+        )
     for gate in commands:
         gates.append(
             TestGate(
@@ -246,7 +278,9 @@ def _gates(
 def _remember_tests(run: Run, result: AttemptResult, savepoint: str) -> None:
     """A passing gate's results are the reference of the phase that starts from its
     savepoint: the next phase need not run the tests again before it begins."""
-    key = (Run.objects.get(pk=run.pk).environment or {}).get("key", "")
+    # The environment the gates ran in: rebuilt during the attempt if it changed a manifest.
+    current = Run.objects.get(pk=run.pk)
+    key = environments.baseline_key(current, (current.environment or {}).get("key"))
     for gate in result.gate_outcomes:
         if gate.record is not None:
             environments.remember(

@@ -271,8 +271,9 @@ def test_resume_gives_a_failed_phase_more_attempts(priced, fake_llm, repo, api):
 
 
 def test_a_call_that_cannot_be_recorded_does_not_stop_the_build(priced, fake_llm, repo):
-    # PostgreSQL text cannot hold NUL characters: storing this reply fails for real.
-    fake_llm.script("builder", "Here you go.\x00\n\n" + QUANTITY)
+    # A stop reason longer than any the column was made for: storing the call fails.
+    odd = Reply("Here you go.\n\n" + QUANTITY, stop="an_unheard_of_stop_reason_" * 3)
+    fake_llm.script("builder", odd)
     fake_llm.script("auditor", APPROVE)
 
     run = drive(start(one_phase(repo)))
@@ -282,3 +283,15 @@ def test_a_call_that_cannot_be_recorded_does_not_stop_the_build(priced, fake_llm
     warning = run.events.filter(kind="warning").first().payload
     assert "an LLM call could not be recorded" in warning["message"]
     assert run.tokens_used > LlmCall.objects.get(run=run).total_tokens  # builder still counted
+
+
+def test_nul_characters_a_model_sends_are_dropped_from_the_record(priced, fake_llm, repo):
+    # PostgreSQL text cannot hold NUL: the record keeps the rest of the reply.
+    fake_llm.script("builder", "Here you go.\x00\n\n" + QUANTITY)
+    fake_llm.script("auditor", APPROVE)
+
+    run = drive(start(one_phase(repo)))
+
+    assert run.state == RunState.DONE_SUCCESS
+    builder = LlmCall.objects.get(run=run, role="builder")
+    assert builder.response_text.startswith("Here you go.\n")

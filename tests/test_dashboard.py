@@ -31,7 +31,8 @@ def test_pages_need_a_login(client):
 def test_run_page_shows_attempts_diffs_gates_and_calls(engine, fake_llm, repo, client, alice):
     fake_llm.script("builder", REGRESSION, QUANTITY)
     fake_llm.script("auditor", APPROVE)
-    run = drive(start(config(repo, [phase("count", 0, ["inventory/"])])))
+    deliverable = {"deliverables": ["inventory/stock.py::quantity_of"]}
+    run = drive(start(config(repo, [phase("count", 0, ["inventory/"], scope=deliverable)])))
     client.force_login(alice)
 
     page = client.get(f"/runs/{run.run_id}/").content.decode()

@@ -367,6 +367,8 @@ def test_run_without_a_configured_provider_says_which_variables_to_set(engine, r
     assert "anthropic/claude-low-1 needs the anthropic provider" in run.failure_reason
     assert "ANTHROPIC_API_KEY" in run.failure_reason
     assert not Attempt.objects.exists()
+    # Found before anything slow: no environment was prepared, no test ran.
+    assert not run.events.filter(kind__in=["environment", "baseline"]).exists()
 
 
 def test_cancel_stops_the_run_at_its_last_savepoint(engine, fake_llm, repo):

@@ -15,7 +15,7 @@ from autopack_site import configuration, embedded_db
 from autopack_site.checks import configuration_files
 from runs import services
 from runs.config import ConfigError
-from runs.engine.gates.deliverables import DeliverablesGate
+from runs.engine.gates.tests import TestGate
 from runs.models import Project
 from runs.states import RunState
 from tests.builds import APPROVE, config, drive, git, make_repo, phase, start, write_models
@@ -73,6 +73,48 @@ def test_run_demo_and_token_work_on_a_fresh_home_and_print_only_progress(fresh_h
     assert token.stderr.strip().endswith(
         "No user named 'admin'. Create one in the admin or with `autopack createsuperuser`."
     )
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback(tmp_path):
+    env = autopack_env(tmp_path / "home", DATABASE_URL="postgresql://nobody@127.0.0.1:9/none")
+    (tmp_path / "run.json").write_text("{}")
+
+    result = autopack("run", str(tmp_path / "run.json"), env=env)
+
+    assert result.returncode == 1
+    assert "Cannot reach the database" in result.stderr and "Check DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_bytes(b"escalation_chains: \xff\xfe\n")
+    env = autopack_env(tmp_path / "home", DATABASE_URL=database_url(), AUTOPACK_MODELS=str(path))
+
+    check = autopack("check", env=env)
+
+    assert check.returncode == 1
+    assert "autopack.E001" in check.stderr and "cannot read model config" in check.stderr
+
+
+def test_run_config_strings_longer_than_what_is_stored_are_refused_by_path(api, repo, engine):
+    data = config(repo, [phase("count", 0, ["inventory/"], task_category="x" * 101)])
+
+    response = api.post("/api/runs/", data, format="json")
+
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["path"] == "tiers[0].phases[0].task_category"
+
+
+def test_db_status_and_stop_never_start_the_database(tmp_path):
+    env = autopack_env(tmp_path / "home")
+
+    status = autopack("db", "status", env=env)
+    stop = autopack("db", "stop", env=env)
+
+    assert status.stdout.startswith("not running:") and stop.stdout.startswith("not running:")
+    assert not (tmp_path / "home" / "pgdata").exists()
 
 
 @pytest.mark.parametrize(
@@ -145,7 +187,7 @@ def test_a_bug_ends_the_run_as_an_application_error_unlike_a_user_error(
         return {}["gate"]  # a bug: KeyError
 
     with monkeypatch.context() as patched:
-        patched.setattr(DeliverablesGate, "check", broken)
+        patched.setattr(TestGate, "check", broken)
         bug = drive(start(config(repo, [phase("count", 0, ["inventory/"])], run_id="bug")))
     missing_branch = drive(
         start(config(repo, [phase("count", 0, ["inventory/"])], base_branch="trunk", run_id="user"))

@@ -255,3 +255,87 @@ def test_a_setup_command_that_installs_the_project_does_not_hide_the_worktree(
     assert run.state == RunState.DONE_SUCCESS, run.failure_reason
     gate = run.attempts.get().gate_results[-1]["details"]
     assert gate["required"] == {"tests/test_quantity.py::test_unknown_item_is_zero": "passed"}
+
+
+def test_a_phase_command_that_cannot_run_stops_the_run_unless_it_names_files_to_write(
+    engine, fake_llm, repo
+):
+    typo = drive(
+        start(
+            config(
+                repo,
+                [
+                    phase(
+                        "count",
+                        0,
+                        ["inventory/"],
+                        test_command="python -m pytest tests/test_stok.py",
+                    )
+                ],
+                run_id="typo",
+            )
+        )
+    )
+    fake_llm.script("builder", QUANTITY + NEW_TEST)
+    fake_llm.script("auditor", APPROVE)
+    to_write = drive(
+        start(
+            config(
+                repo,
+                [
+                    phase(
+                        "count",
+                        0,
+                        ["inventory/", "tests/"],
+                        test_command="python -m pytest tests/test_quantity.py",
+                    )
+                ],
+                run_id="to-write",
+            )
+        )
+    )
+
+    assert (typo.failure_code, len(fake_llm.calls("builder"))) == ("tests_cannot_run", 1)
+    assert "file or directory not found: tests/test_stok.py" in typo.failure_reason
+    assert to_write.state == RunState.DONE_SUCCESS, to_write.failure_reason
+
+
+def test_a_bare_pytest_command_sees_the_run_s_own_code(engine, fake_llm, tmp_path, downloads):
+    repo = FLASK.checkout(downloads, tmp_path / "flask")
+    fake_llm.script("builder", FLASK.good)
+    fake_llm.script("auditor", APPROVE)
+
+    run = drive(
+        start(
+            config(repo, [phase("x", 0, FLASK.scope)], test_command="pytest tests/test_config.py")
+        )
+    )
+
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    assert run.attempts.get().gate_results[-1]["details"]["ran"] > 10
+
+
+def test_a_phase_that_creates_a_project_is_gated_by_the_tests_it_adds(engine, fake_llm, tmp_path):
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    (repo / "README.md").write_text("A calculator, one day.\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=T", "-c", "user.email=t@l", "commit", "-qm", "readme")
+    code = block("calc.py", "", "def add(a, b):\n    return a - b\n")
+    test = block(
+        "test_calc.py", "", "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    )
+    fixed = block("calc.py", "", "def add(a, b):\n    return a + b\n")
+    fake_llm.script("builder", code + test, fixed + test)
+    fake_llm.script("auditor", APPROVE)
+
+    run = drive(start(config(repo, [phase("calc", 0, ["."])])))
+
+    assert run.state == RunState.DONE_SUCCESS, run.failure_reason
+    first, second = run.attempts.order_by("number")
+    assert first.outcome == "gate_failed"
+    assert "FAILED test_calc.py::test_add (must pass: added by this phase" in first.feedback
+    assert second.gate_results[-1]["details"]["required"] == {"test_calc.py::test_add": "passed"}
+    kinds = [e.payload.get("toolchain") for e in run.events.filter(kind="environment")]
+    assert kinds[0] == "" and "python" in kinds  # none at first, found when the tests came

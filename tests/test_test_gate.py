@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from runs.engine.gates.results import FAILED
+from runs.engine.gates.selection import required_tests
 from runs.engine.gates.tests import Runtime, TestGate, run_tests
 from runs.engine.sandbox import bubblewrap
 from runs.engine.workspace import GitWorkspace
@@ -181,7 +182,7 @@ def test_no_tests_at_all_when_there_were_some_is_a_failure(project, tmp_path):
 
 
 def test_criteria_naming_a_test_that_does_not_exist_fail_the_gate(project, tmp_path):
-    gate = gate_for(project, "python -m pytest", ["test_divide passes"], own=False)
+    gate = gate_for(project, "python -m pytest", ["`test_divide` passes"], own=False)
     implemented = block("calc/__init__.py", "    raise NotImplementedError\n", "    return a + b\n")
 
     result = attempt(project, tmp_path, implemented, gate)
@@ -260,3 +261,59 @@ def test_prose_in_the_criteria_does_not_name_tests(project, tmp_path):
 
     assert result.passed, result.feedback
     assert result.gates[0]["details"]["missing"] == []
+
+
+def test_a_command_that_fails_after_its_tests_pass_is_refused_when_it_succeeded_before(
+    project, tmp_path
+):
+    # A check chained after the tests (coverage, types, lint): here, no `mul` allowed.
+    command = (
+        "python -m pytest tests/test_calc.py::test_sub && "
+        "python -c \"import calc, sys; sys.exit(1 if hasattr(calc, 'mul') else 0)\""
+    )
+    gate = gate_for(project, command, [], own=False)
+    with_mul = block(
+        "calc/__init__.py",
+        "def sub(a, b):\n",
+        "def mul(a, b):\n    return a * b\n\n\ndef sub(a, b):\n",
+    )
+
+    result = attempt(project, tmp_path, with_mul, gate)
+
+    assert result.outcome == "gate_failed"
+    assert "must succeed (it succeeded before your change); it exited with 1" in result.feedback
+
+
+def test_appending_a_test_after_a_failing_one_does_not_make_that_one_the_phase_s(project, tmp_path):
+    gate = gate_for(project, "python -m pytest", [], own=False)
+    appended = block(
+        "tests/test_legacy.py",
+        "def test_other():\n    pass\n",
+        "def test_other():\n    pass\n\n\n@pytest.mark.parametrize('n', [1])\n"
+        "def test_more(n):\n    assert n == 1\n",
+    ) + block(
+        "tests/test_legacy.py", "def test_legacy():\n", "import pytest\n\n\ndef test_legacy():\n"
+    )
+
+    result = attempt(project, tmp_path, appended, gate)
+
+    assert result.passed, result.feedback
+    assert result.gates[0]["details"]["required"] == {
+        "tests/test_legacy.py::test_more[1]": "passed"
+    }
+
+
+def test_criteria_prose_that_looks_like_code_is_not_a_test(project):
+    results = run_tests("python -m pytest", project.root, RUNTIME, 60, SANDBOX)
+    criteria = [
+        "Use TestClient and `Config::from_file`-style helpers; fixtures live in tests/conftest.py",
+        "Add a test_mode flag; all tests in test_calc.py pass",
+    ]
+
+    required = required_tests(criteria, results, results, {}, project.read_text)
+
+    assert required.missing == ["Config::from_file"]  # quoted: meant as a test name
+    assert sorted(required.reasons) == [
+        "tests/test_calc.py::test_add",
+        "tests/test_calc.py::test_sub",
+    ]

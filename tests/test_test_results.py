@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runs.engine.gates.results import FAILED, PASSED, SKIPPED, TestResults
-from runs.engine.gates.tests import Runtime, describe_counts, run_tests
+from runs.engine.gates.tests import Runtime, run_tests
+from runs.engine.gates.verdict import describe_counts
 
 HOST_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
 
@@ -100,6 +101,30 @@ def test_an_inherited_test_belongs_to_its_subclass_file_and_a_failure_is_never_h
     )
 
 
+def test_pytest_run_from_a_subfolder_names_tests_from_the_repository_root(tmp_path):
+    root = write(
+        tmp_path,
+        {
+            "backend/tests/__init__.py": "",
+            "backend/tests/test_calc.py": (
+                "class TestA:\n    def test_add(self):\n        pass\n\n\n"
+                "class TestB:\n    def test_add(self):\n        assert False\n"
+            ),
+        },
+    )
+    runtime = Runtime(reader="pytest", variables={"PATH": HOST_PATH})
+
+    results = run_tests("cd backend && python -m pytest", root, runtime, 60, sandbox=False)
+
+    assert outcomes(results) == {
+        "backend/tests/test_calc.py::TestA::test_add": PASSED,
+        "backend/tests/test_calc.py::TestB::test_add": FAILED,
+    }
+    assert results.tests["backend/tests/test_calc.py::TestB::test_add"].file == (
+        "backend/tests/test_calc.py"
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "problem"),
     [
@@ -183,6 +208,32 @@ def test_go_results_from_json_events_and_from_verbose_text(tmp_path, command):
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
+def test_go_without_json_or_verbose_output_is_judged_by_its_exit_code(tmp_path):
+    from runs.engine.gates.verdict import Verdict
+
+    root = write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/calc\n\ngo 1.19\n",
+            "calc.go": "package calc\n\nfunc Add(a, b int) int { return a + b }\n",
+            "calc_test.go": GO_TESTS.replace('t.Errorf("always broken: %d", Add(2, 2))', ""),
+        },
+    )
+    runtime = Runtime(
+        reader="go", variables={"PATH": HOST_PATH, "GOCACHE": str(tmp_path / ".cache")}
+    )
+    before = run_tests("go test ./...", root, runtime, 120, sandbox=False)
+    (root / "calc.go").write_text("package calc\n\nfunc Add(a, b int) int { return a - b }\n")
+
+    after = run_tests("go test ./...", root, runtime, 120, sandbox=False)
+
+    # Only failures are printed without -v: nothing to compare them with, so it must pass.
+    assert (before.format, after.format) == ("exit-code", "go-text")
+    problems = Verdict(after, before, own_command=False).problems()
+    assert problems and "exited with 1" in problems[0]
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
 def test_a_go_package_that_does_not_build_is_a_load_error(tmp_path):
     root = write(
         tmp_path,
@@ -252,6 +303,9 @@ def test_cargo_results_name_the_test_binary_and_keep_the_failure_message(tmp_pat
     }
     assert "two doubled" in results.tests["twice::tests::wrong"].message
     assert "left: 6" in results.tests["thrice::tests::doubles"].message
+    # A lib's unit tests may live in any module: the gate finds their file when needed.
+    assert results.tests["twice::tests::doubles"].file == ""
+    assert results.tests["api::api"].file == "tests/api.rs"
 
 
 NODE_TESTS = """const test = require('node:test')

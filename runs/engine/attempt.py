@@ -281,6 +281,12 @@ def _review(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None
             break
         except VerdictError as exc:
             problem = str(exc)
+            deps.recorder.event(
+                "auditor_unreadable",
+                phase_id=plan.spec.phase_id,
+                attempt=plan.number,
+                problem=problem,
+            )
             messages = [
                 *messages,
                 {"role": "assistant", "content": response.text},

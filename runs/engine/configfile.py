@@ -22,8 +22,8 @@ def _key(location: tuple) -> str:
 
 def load_config_file(path: Path, model: type[Model], what: str) -> Model:
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"cannot read {what} {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigFileError(f"{path} is not valid YAML: {exc}") from None

@@ -34,6 +34,22 @@ def split_model_id(model_id: str) -> tuple[str, str]:
     return provider, model
 
 
+def provider_for(
+    providers: dict[str, LLMProvider], model_id: str, override: LLMProvider | None = None
+) -> LLMProvider:
+    """The provider serving a model; a ConfigurationError saying what to set if none."""
+    if override is not None:
+        return override
+    name, _ = split_model_id(model_id)
+    if name not in providers:
+        raise ConfigurationError(
+            f"Model {model_id} needs the {name} provider, which is not configured: set "
+            f"{REGISTRY[name].variables} in the environment of the worker (or of "
+            "`autopack run`)."
+        )
+    return providers[name]
+
+
 @dataclass(frozen=True)
 class CallRecord:
     role: str
@@ -64,16 +80,7 @@ class LLMCaller:
         self.override = override
 
     def provider_for(self, model_id: str) -> LLMProvider:
-        if self.override is not None:
-            return self.override
-        name, _ = split_model_id(model_id)
-        if name not in self.providers:
-            raise ConfigurationError(
-                f"Model {model_id} needs the {name} provider, which is not configured: set "
-                f"{REGISTRY[name].variables} in the environment of the worker (or of "
-                "`autopack run`)."
-            )
-        return self.providers[name]
+        return provider_for(self.providers, model_id, self.override)
 
     def call(
         self, role: str, model_id: str, system: str, messages: list[dict[str, str]], max_tokens: int

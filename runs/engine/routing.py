@@ -93,6 +93,8 @@ def parse_policy(value: object) -> str | tuple[str, ...]:
     models, in this order). Raises ValueError saying what is accepted."""
     if value in (BEST_FIRST, PROGRESSIVE):
         return value
+    if value == "cheap_first":  # the older name of progressive
+        return PROGRESSIVE
     if isinstance(value, dict) and set(value) == {"models"} and isinstance(value["models"], list):
         models = value["models"]
         if models and all(isinstance(m, str) for m in models):

@@ -119,6 +119,18 @@ class Sandbox:
         return [*argv, "/bin/sh", "-c", command]
 
 
+def sandbox_problem() -> str:
+    """Why commands cannot be sandboxed here, or "" when they can: bubblewrap missing, or
+    present but refused by the host (user namespaces disabled, a container's policy)."""
+    if bubblewrap() is None:
+        return "bubblewrap (bwrap) is not installed"
+    with tempfile.TemporaryDirectory(prefix="autopack-probe-") as folder:
+        result = Sandbox(workdir=Path(folder)).run("true", 30, isolated=True)
+    if result.exit_code != 0:
+        return f"bubblewrap is installed but cannot create a sandbox here: {result.output.strip()}"
+    return ""
+
+
 def base_env() -> dict[str, str]:
     """The environment every sandboxed command starts from; callers add their own."""
     return {

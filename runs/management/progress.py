@@ -8,6 +8,7 @@ from typing import TextIO
 
 from runs.events import describe
 from runs.models import Run
+from runs.states import PhaseState
 
 
 class Progress:
@@ -30,16 +31,21 @@ class Progress:
     def summary(self) -> str:
         run = Run.objects.get(pk=self.run.pk)
         lines = [f"\nRun {run.run_id}: {run.state}"]
-        if run.failure_code:
-            whose = "an error in Autopack" if run.failure_kind == "application" else "to fix"
-            lines.append(f"  {run.failure_code} ({whose}): {run.failure_reason}")
+        if run.failure_kind == "application":
+            lines.append(f"  {run.failure_reason}")
+        elif run.failure_code:
+            lines.append(f"  failed ({run.failure_code}): {run.failure_reason}")
         for phase in run.phases.order_by("tier__index", "index"):
+            # A run that stopped in the middle of a phase leaves it where it was: say so.
+            state = (
+                "stopped" if run.is_final and phase.state not in PhaseState.FINAL else (phase.state)
+            )
             lines.append(
-                f"  {phase.phase_id:<24} {phase.state:<10} attempts {phase.attempt_count:<3} "
+                f"  {phase.phase_id:<24} {state:<10} attempts {phase.attempt_count:<3} "
                 f"{phase.title}"
             )
+        where = f", worktree {run.worktree_path}" if run.worktree_path else ""
         lines.append(
-            f"  tokens used {run.tokens_used}, integration branch "
-            f"{run.integration_branch}, worktree {run.worktree_path}"
+            f"  tokens used {run.tokens_used}, integration branch {run.integration_branch}{where}"
         )
         return "\n".join(lines)

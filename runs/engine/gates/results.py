@@ -115,24 +115,49 @@ def read_junit(path: Path, root: Path, results: TestResults) -> bool:
         tree = ET.parse(path).getroot()
     except (ET.ParseError, OSError):
         return False
-    _junit_suite(tree, [], root, results)
+    files = [case.get("file", "") for case in tree.iter("testcase") if case.get("file")]
+    _junit_suite(tree, [], _Paths(root, _rootdir(root, files)), results)
     results.format = "junit"
     return True
 
 
-def _junit_suite(element: ET.Element, suites: list[str], root: Path, results: TestResults) -> None:
+@dataclass(frozen=True)
+class _Paths:
+    root: Path  # the repository
+    rootdir: Path  # where pytest's paths start
+
+    def from_root(self, path: str) -> str:
+        return (self.rootdir / path).relative_to(self.root).as_posix()
+
+
+def _rootdir(root: Path, files: list[str]) -> Path:
+    """Where pytest's paths start: the repository root, or the folder the command ran
+    pytest in (`cd backend && pytest`), found from a test file it names."""
+    if not files or (root / files[0]).is_file():
+        return root
+    for found in sorted(root.rglob(Path(files[0]).name)):
+        if found.as_posix().endswith("/" + files[0]) and ".git" not in found.parts:
+            base = Path(found.as_posix().removesuffix("/" + files[0]))
+            if all((base / f).is_file() for f in files[:20]):
+                return base
+    return root
+
+
+def _junit_suite(
+    element: ET.Element, suites: list[str], paths: _Paths, results: TestResults
+) -> None:
     for child in element:
         if child.tag == "testsuite":
             # pytest wraps everything in one suite named "pytest"; node's suites are the
             # `describe` blocks around a test and belong to its name.
             name = child.get("name", "")
             inner = suites if name in ("", "pytest") else [*suites, name]
-            _junit_suite(child, inner, root, results)
+            _junit_suite(child, inner, paths, results)
         elif child.tag == "testcase":
-            _junit_case(child, suites, root, results)
+            _junit_case(child, suites, paths, results)
 
 
-def _junit_case(case: ET.Element, suites: list[str], root: Path, results: TestResults) -> None:
+def _junit_case(case: ET.Element, suites: list[str], paths: _Paths, results: TestResults) -> None:
     name = case.get("name", "")
     classname = case.get("classname", "")
     file = case.get("file", "")
@@ -143,7 +168,7 @@ def _junit_case(case: ET.Element, suites: list[str], root: Path, results: TestRe
     if problem is not None:
         message = ((problem.get("message") or "") + "\n" + (problem.text or "")).strip()
     if problem is not None and "collection failure" in (problem.get("message") or ""):
-        results.errors[file or name] = message
+        results.errors[paths.from_root(file) if file else name] = message
         return
     line = case.get("line")
     outcome = (
@@ -152,12 +177,12 @@ def _junit_case(case: ET.Element, suites: list[str], root: Path, results: TestRe
     if not file:  # not pytest: node's test runner
         results.add(_plain_id(suites, classname, name), TestCase(outcome, message))
         return
-    test_file, classes = _pytest_location(classname, root)
+    test_file, classes = _pytest_location(classname, paths.rootdir)
     # xunit1's file and line are where the test function is defined: a base class's
     # file for an inherited test, which then belongs to the subclass's file.
     number = int(line) + 1 if line and line.isdigit() and test_file == file else None
-    test_id = "::".join([test_file or file, *classes, name])
-    results.add(test_id, TestCase(outcome, message, test_file or file, number))
+    located = paths.from_root(test_file or file)
+    results.add("::".join([located, *classes, name]), TestCase(outcome, message, located, number))
 
 
 def _pytest_location(classname: str, root: Path) -> tuple[str, list[str]]:
@@ -282,7 +307,8 @@ def _read_go_text(output: str, results: TestResults) -> bool:
 
 # --- cargo test: libtest's text ---------------------------------------------------------
 
-CARGO_TARGET = re.compile(r"^\s*Running (?:unittests )?(\S+)(?: \((\S+)\))?")
+CARGO_TARGET = re.compile(r"^\s*Running (unittests )?(\S+)(?: \((\S+)\))?")
+DOCTEST_LINE = re.compile(r" \(line \d+\)$")
 CARGO_DOCTESTS = re.compile(r"^\s*Doc-tests (\S+)")
 CARGO_TEST = re.compile(r"^test (.+?) \.\.\. (ok|FAILED|ignored)")
 CARGO_STDOUT = re.compile(r"^---- (.+?) stdout ----$")
@@ -296,8 +322,11 @@ def read_libtest(output: str, results: TestResults) -> bool:
     messages: dict[str, list[str]] = {}
     for line in output.splitlines():
         if match := CARGO_TARGET.match(line):
-            file, failure = match.group(1), None
-            binary = Path(match.group(2) or file).name.rsplit("-", 1)[0].removesuffix(".rs")
+            failure = None
+            binary = Path(match.group(3) or match.group(2)).name.rsplit("-", 1)[0]
+            binary = binary.removesuffix(".rs")
+            # A lib's unit tests live in any of its modules: left for the gate to find.
+            file = "" if match.group(1) else match.group(2)
             continue
         if match := CARGO_DOCTESTS.match(line):
             binary, file, failure = f"doctest:{match.group(1)}", "", None
@@ -305,7 +334,7 @@ def read_libtest(output: str, results: TestResults) -> bool:
         if match := CARGO_TEST.match(line):
             name = match.group(1)
             if binary.startswith("doctest:"):
-                name = name.split(" - ")[0].strip()
+                name = DOCTEST_LINE.sub("", name)  # the line moves with every edit above it
             outcome = {"ok": PASSED, "FAILED": FAILED, "ignored": SKIPPED}[match.group(2)]
             results.add(f"{binary}::{name}", TestCase(outcome, "", file))
             continue

@@ -10,11 +10,10 @@ from pathlib import PurePosixPath
 
 from runs.engine.gates.results import TestResults
 
-# Words that can only be test names (test_parse, TestParse): named, they must run. Other
-# words count only when a test has that name ("Tests", "unit_test" are prose).
-TEST_NAME = re.compile(r"^(?:test_\w+|Test[A-Z0-9_]\w*)$")
+# A test file, by its name: named in the criteria, it must hold tests that run.
 TEST_FILE = re.compile(
-    r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|\.(test|spec)\.[cm]?[jt]sx?$"
+    r"(^|/)(test_[^/]*\.py|[^/]*_test\.(py|go)|[^/]*\.(test|spec)\.[cm]?[jt]sx?)$"
+    r"|(^|/)tests/[^/]+\.rs$|(^|/)__tests__/[^/]+\.[cm]?[jt]sx?$"
 )
 SOURCE_SUFFIXES = (".py", ".go", ".rs", ".js", ".mjs", ".cjs", ".jsx", ".ts", ".tsx")
 TOKEN_STRIP = "`'\"()[]{},;!?"
@@ -41,7 +40,9 @@ class Required:
 def base_name(test_id: str) -> str:
     """The test's own name: `test_b` of `tests/x.py::TestA::test_b[1]`, `TestX` of
     `pkg::TestX/case`."""
-    last = test_id.rsplit("::", 1)[-1].rsplit(" > ", 1)[-1]
+    if "::" not in test_id:  # node's test runner: the title inside its describe blocks
+        return test_id.rsplit(" > ", 1)[-1]
+    last = test_id.rsplit("::", 1)[-1]
     return last.split("[", 1)[0].split("/", 1)[0]
 
 
@@ -54,26 +55,64 @@ def required_tests(
 ) -> Required:
     required = Required()
     for criterion in criteria:
-        _from_criterion(criterion, current, reference, required)
+        _from_criterion(criterion, current, reference, read, required)
     _from_changes(current, reference, changes, read, required)
     return required
 
 
-def _tokens(criterion: str) -> list[str]:
-    tokens = []
-    for raw in criterion.split():
-        kept = "`'\",;!?()" if "::" in raw else TOKEN_STRIP  # ids keep their [params]
+def _tokens(criterion: str) -> list[tuple[str, bool]]:
+    """The words of a criterion that may name tests, and whether each was `quoted` (a
+    quoted name is meant as one, and may hold spaces: a JavaScript test's title)."""
+    quoted = [(q.strip(), True) for q in re.findall(r"`([^`]+)`", criterion) if q.strip()]
+    words = []
+    for raw in re.sub(r"`[^`]+`", " ", criterion).split():
+        kept = "'\",;!?()" if "::" in raw else TOKEN_STRIP  # ids keep their [params]
         token = raw.strip(kept).rstrip(".:").removeprefix("./")
         if token:
-            tokens.append(token)
-    return tokens
+            words.append((token, False))
+    return quoted + words
 
 
-def _in_file(results: TestResults | None, path: str) -> list[str]:
+def names_tests(criteria: list[str]) -> list[str]:
+    """The words of the criteria that must name tests (quoted, or shaped like a test
+    file or id), whatever tests exist."""
+    return [
+        token
+        for criterion in criteria
+        for token, quoted in _tokens(criterion)
+        if quoted or TEST_FILE.search(token.split("::")[0])
+    ]
+
+
+def _in_file(
+    results: TestResults | None, path: str, read: Callable[[str], str | None]
+) -> list[str]:
+    """The tests of a file, however the criterion names it (`tests/test_x.py` or
+    `test_x.py`). Runners that do not say a test's file (node's) are matched by the
+    titles of the tests written in it."""
     if results is None:
         return []
+    found = [
+        t
+        for t, case in results.tests.items()
+        if case.file and (case.file == path or case.file.endswith("/" + path))
+    ]
+    text = read(path) if not found else None
+    if text:
+        titles = {match.group(2) for match in JS_TEST.finditer(text)}
+        found = [t for t, case in results.tests.items() if not case.file and base_name(t) in titles]
+    return found
+
+
+def _by_id(known: set[str], token: str) -> list[str]:
+    """Tests named by their id, a prefix of it (a file or class) or its end (cargo's
+    `module::tests::name` without the crate)."""
     return [
-        t for t, case in results.tests.items() if case.file == path or t.startswith(path + "::")
+        t
+        for t in known
+        if t == token
+        or t.startswith((token + "::", token + "["))
+        or t.endswith(("::" + token, " > " + token))
     ]
 
 
@@ -81,21 +120,23 @@ def _from_criterion(
     criterion: str,
     current: TestResults,
     reference: TestResults | None,
+    read: Callable[[str], str | None],
     required: Required,
 ) -> None:
     """Tests a criterion names. A test file means every test in it, including those it
-    had before the change (deleting a test does not make it pass)."""
+    had before the change (deleting a test does not make it pass). A word that names no
+    test is prose, unless it is quoted or shaped like a test file or id: then the test
+    must exist."""
     known = {*current.tests, *(reference.tests if reference else ())}
-    for token in _tokens(criterion):
+    for token, quoted in _tokens(criterion):
+        path = token.split("::")[0]
         if "::" in token:
-            named = [t for t in known if t == token or t.startswith((token + "::", token + "["))]
+            named = _by_id(known, token)
         elif token.endswith(SOURCE_SUFFIXES):
-            named = [*_in_file(current, token), *_in_file(reference, token)]
-            if not named and not TEST_FILE.search(token):
-                continue  # a source file the criterion mentions, not a test file
-        elif TEST_NAME.match(token) or any(base_name(t) == token for t in known):
-            named = [t for t in known if base_name(t) == token]
+            named = [*_in_file(current, token, read), *_in_file(reference, token, read)]
         else:
+            named = [t for t in known if base_name(t) == token] or _by_id(known, token)
+        if not named and not (quoted or TEST_FILE.search(path)):
             continue
         if not any(t in current.tests for t in named):
             required.missing.append(token)
@@ -147,6 +188,10 @@ class _SpanFinder:
         lines = text.splitlines()
         starts = sorted(n for n in _all_definitions(lines) if n > start)
         end = (starts[0] - 1) if starts else len(lines)
+        # The body ends at its last line of code: blank lines, comments and decorators
+        # before the next definition belong to what follows (a test added after it).
+        while end > start and lines[end - 1].strip()[:1] in ("", "#", "@"):
+            end -= 1
         changed = self.changes.get(file) or set()
         return any(start <= number <= end for number in changed)
 

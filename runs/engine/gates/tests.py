@@ -9,15 +9,12 @@ changed. A phase with its own test command must also make that command succeed.
 
 from __future__ import annotations
 
-import difflib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runs.engine.gates.results import (
-    FAILED,
-    PASSED,
     TestResults,
     locate_go_tests,
     read_go,
@@ -25,15 +22,14 @@ from runs.engine.gates.results import (
     read_junit,
     read_libtest,
 )
-from runs.engine.gates.selection import Changes, base_name, required_tests
+from runs.engine.gates.selection import Changes, names_tests, required_tests
+from runs.engine.gates.verdict import Verdict
 from runs.engine.outcomes import SetupFailed
 from runs.engine.protocols import GateResult, Workspace
 from runs.engine.sandbox import Sandbox
 
 FEEDBACK_CHARS = 8000
-PER_TEST_CHARS = 1500
 PYTEST_EXIT = {2: "interrupted", 3: "internal error", 4: "usage error"}
-SHOWN = 5  # test ids named in a one-line summary
 
 
 @dataclass(frozen=True)
@@ -77,9 +73,10 @@ def _reporting(reader: str, reports: Path, env: dict[str, str], command: str) ->
     """Environment through which each runner writes a per-test report, however the
     command invokes it (plainly, through make, npm or a script)."""
     if reader == "pytest":
+        # The cache goes with the report, out of the worktree (tests may use the fixture).
         options = (
-            f"-p no:cacheprovider --junitxml={reports / 'junit.xml'} -o junit_family=xunit1 "
-            "--continue-on-collection-errors"
+            f"-o cache_dir={reports / '.pytest_cache'} --junitxml={reports / 'junit.xml'} "
+            "-o junit_family=xunit1 --continue-on-collection-errors"
         )
         return {"PYTEST_ADDOPTS": f"{env.get('PYTEST_ADDOPTS', '')} {options}".strip()}
     if reader == "node" and "--test-reporter" not in command:
@@ -123,26 +120,6 @@ def _problem(results: TestResults, reader: str, timeout: float) -> str:
             return "could not start pytest: it is not installed in the project environment"
         return f"exited with {code} without writing its report: pytest did not start or crashed"
     return ""
-
-
-def _did_you_mean(token: str, results: TestResults) -> str:
-    names = {*results.tests, *(base_name(t) for t in results.tests)}
-    close = difflib.get_close_matches(token, names, n=3, cutoff=0.75)
-    return f" Tests with a similar name: {', '.join(close)}." if close else ""
-
-
-def describe_counts(results: TestResults) -> str:
-    if results.problem:
-        return f"could not run: {results.problem}"
-    if not results.per_test:
-        return f"exit code {results.exit_code} (results not readable per test)"
-    counts = results.counts()
-    text = f"{counts['ran']} ran: {counts['passed']} passed, {counts['failed']} failed"
-    if counts["skipped"]:
-        text += f", {counts['skipped']} skipped"
-    if counts["errors"]:
-        text += f", {counts['errors']} could not load"
-    return text
 
 
 class TestGate:
@@ -216,144 +193,51 @@ class TestGate:
         )
 
 
-class Verdict:
-    """The comparison of one test run with its reference, in words and figures."""
+class DiscoveredTestGate:
+    """The test gate of a phase that starts with nothing to test (a repository without a
+    known toolchain or test command): the change may create a project, so the command is
+    looked for again when the gate runs, and its new tests must pass."""
+
+    name = "tests"
 
     def __init__(
-        self, results: TestResults, reference: TestResults | None, own_command: bool
+        self,
+        discover: Callable[[], tuple[str | None, Runtime]],
+        criteria: list[str],
+        timeout: float,
+        *,
+        sandbox: bool,
     ) -> None:
-        self.results = results
-        self.reference = reference
-        self.own_command = own_command
-        self.required = None
-        before = reference.ids(PASSED) if reference is not None else set()
-        self.broken = sorted(t for t in before if self._outcome(t) != PASSED)
-        failed_before = reference.ids(FAILED) if reference is not None else set()
-        self.still_failing = sorted(results.ids(FAILED) & failed_before)
-        known_errors = set(reference.errors) if reference is not None else set()
-        self.new_errors = sorted(set(results.errors) - known_errors)
-        # The phase's own command is about its tests: none may disappear, failing or not.
-        self.vanished = sorted(t for t in failed_before if own_command and t not in results.tests)
+        self.discover = discover
+        self.criteria = criteria
+        self.timeout = timeout
+        self.sandbox = sandbox
 
-    def _outcome(self, test_id: str) -> str:
-        case = self.results.tests.get(test_id)
-        return case.outcome if case else "missing"
-
-    def required_status(self) -> dict[str, str]:
-        if self.required is None:
-            return {}
-        return {test_id: self._outcome(test_id) for test_id in sorted(self.required.reasons)}
-
-    def problems(self) -> list[str]:
-        results = self.results
-        if results.problem:
-            return [
-                f"`{results.command}` {results.problem}. Output:\n"
-                f"{results.output[-PER_TEST_CHARS * 2 :]}"
-            ]
-        if not results.per_test and self.reference is not None and self.reference.per_test:
-            return [
-                f"`{results.command}` wrote no per-test report (exit {results.exit_code}), as "
-                "it did before your change: the tests did not really run. Output:\n"
-                f"{results.output[-PER_TEST_CHARS * 2 :]}"
-            ]
-        if not results.per_test:
-            if results.exit_code == 0:
-                return []
-            return [
-                f"`{results.command}` exited with {results.exit_code} (its results could not be "
-                f"read test by test, so it must succeed). Output:\n"
-                f"{results.output[-PER_TEST_CHARS * 2 :]}"
-            ]
-        problems = []
-        reference_ran = self.reference.ran if self.reference is not None else 0
-        if results.ran == 0 and not results.errors and reference_ran:
-            problems.append(
-                f"`{results.command}` ran no tests (it ran {reference_ran} before your change)."
+    def check(self, workspace: Workspace) -> GateResult:
+        try:
+            command, runtime = self.discover()
+        except SetupFailed as exc:
+            return GateResult(
+                self.name,
+                False,
+                f"the project environment could not be prepared: {exc}",
+                exc.output,
+                feedback="The project your change sets up could not be installed:\n"
+                + exc.report()[:FEEDBACK_CHARS],
             )
-        for name in self.new_errors:
-            problems.append(f"{name} could not be loaded:\n{results.errors[name][:PER_TEST_CHARS]}")
-        for test_id in self.broken:
-            problems.append(self._test_problem(test_id, "passed before your change"))
-        for test_id in self.vanished:
-            problems.append(self._test_problem(test_id, "it is in the phase's own test command"))
-        for test_id, outcome in self.required_status().items():
-            if outcome != PASSED and test_id not in self.broken:
-                reason = self.required.reasons[test_id]
-                problems.append(self._test_problem(test_id, f"must pass: {reason}"))
-        for token in self.required.missing if self.required else []:
-            problems.append(
-                f"No test matching {token} ran; the acceptance criteria name it."
-                + _did_you_mean(token, results)
+        if command is not None:
+            gate = TestGate(
+                command, None, self.criteria, lambda: runtime, self.timeout, sandbox=self.sandbox
             )
-        if self.own_command and not problems and results.exit_code != 0:
-            failing = sorted(results.ids(FAILED))
-            problems.append(
-                f"The phase's test command `{results.command}` must succeed; it exited with "
-                f"{results.exit_code}."
-                + "".join("\n\n" + self._test_problem(t, "fails") for t in failing[:SHOWN])
+            return gate.check(workspace)
+        named = names_tests(self.criteria)
+        if named:
+            return GateResult(
+                self.name,
+                False,
+                f"no test command applies, yet the criteria name tests: {', '.join(named[:3])}",
+                feedback="The acceptance criteria name tests, but the repository has no test "
+                "setup Autopack recognises (pyproject.toml, package.json, go.mod, Cargo.toml) "
+                "and no test_command is set.",
             )
-        return problems
-
-    def _test_problem(self, test_id: str, why: str) -> str:
-        case = self.results.tests.get(test_id)
-        if case is None:
-            return f"{test_id} did not run ({why})."
-        if case.outcome != FAILED:
-            return f"{test_id} was {case.outcome} ({why})."
-        return f"FAILED {test_id} ({why}):\n{case.message[:PER_TEST_CHARS]}"
-
-    def details(self) -> dict:
-        results = self.results
-        reference = self.reference
-        return {
-            "command": results.command,
-            "format": results.format,
-            "exit_code": results.exit_code,
-            "problem": results.problem,
-            **results.counts(),
-            "baseline": reference.counts() if reference is not None else None,
-            "newly_failing": self.broken,
-            "vanished": self.vanished,
-            "still_failing": self.still_failing,
-            "new_errors": self.new_errors,
-            "required": self.required_status(),
-            "missing": list(self.required.missing) if self.required else [],
-        }
-
-    def summary(self) -> str:
-        text = describe_counts(self.results)
-        if self.reference is not None and self.results.per_test:
-            text += f" (before: {self.reference.ran} ran, {len(self.reference.ids(FAILED))} failed)"
-        required = self.required_status()
-        if required:
-            text += f"; {len(required)} required test(s) pass"
-        if self.still_failing:
-            text += f"; {len(self.still_failing)} failing as before, not this phase's tests"
-        return text
-
-    def failure_summary(self) -> str:
-        results = self.results
-        if results.problem:
-            return f"`{results.command}` {results.problem}"
-        if not results.per_test:
-            return f"`{results.command}` exited with {results.exit_code}"
-        if self.broken:
-            return (
-                f"{len(self.broken)} test(s) that passed before now fail: "
-                f"{', '.join(self.broken[:3])}"
-            )
-        if self.vanished:
-            gone = ", ".join(self.vanished[:3])
-            return f"{len(self.vanished)} test(s) of the phase's command are gone: {gone}"
-        if self.new_errors:
-            shown = ", ".join(self.new_errors[:3])
-            return f"{len(self.new_errors)} test file(s) no longer load: {shown}"
-        failing = [t for t, outcome in self.required_status().items() if outcome != PASSED]
-        if failing:
-            return f"{len(failing)} required test(s) do not pass: {', '.join(failing[:3])}"
-        if self.required and self.required.missing:
-            return f"required tests did not run: {', '.join(self.required.missing[:3])}"
-        if results.ran == 0:
-            return f"`{results.command}` ran no tests"
-        return f"`{results.command}` exited with {results.exit_code}"
+        return GateResult(self.name, True, "no tests: no toolchain detected, no test_command")

@@ -137,6 +137,14 @@ class Installer:
         return "\n".join(self.log)
 
 
+def require(name: str, install: str) -> None:
+    """A toolchain program the worker must have; its absence is the user's to fix."""
+    if shutil.which(name) is None:
+        raise SetupFailed(
+            f"{name} is not installed on this worker", hint=f"Install {install} on every worker."
+        )
+
+
 def tools(*names: str) -> tuple[str, tuple[Path, ...]]:
     """Where the toolchain's programs are, for commands in the sandbox: a PATH and the
     folders to mount. Programs under /usr are there already; others (an official Go in

@@ -42,8 +42,10 @@ class EnvironmentCache:
         for part in toolchain.key_parts(worktree, options):
             digest.update(part.encode() + b"\0")
         for relative in sorted(toolchain.manifests(worktree)):
+            path = worktree / relative
             digest.update(relative.encode() + b"\0")
-            digest.update((worktree / relative).read_bytes() + b"\0")
+            # A manifest may name a file that is not there (yet): that decides too.
+            digest.update((path.read_bytes() if path.is_file() else b"(missing)") + b"\0")
         slug = re.sub(r"[^a-z0-9]+", "-", project.lower()).strip("-")[:40] or "project"
         return f"{toolchain.name}-{slug}-{digest.hexdigest()[:16]}"
 

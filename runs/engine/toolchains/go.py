@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runs.engine.gates.tests import Runtime
-from runs.engine.toolchains.base import Installer, SetupOptions, remove_tree, tools
+from runs.engine.toolchains.base import Installer, SetupOptions, remove_tree, require, tools
 
 MANIFESTS = ("go.mod", "go.sum", "go.work", "go.work.sum", "vendor/modules.txt")
 
@@ -28,6 +28,7 @@ class GoToolchain:
     def build(
         self, source: Path, target: Path, installer: Installer, options: SetupOptions
     ) -> dict:
+        require("go", "Go (Debian's golang-go package, or go.dev/dl)")
         scratch = target / "scratch"
         env = {
             **_go_env(target / "mod", scratch / "cache"),

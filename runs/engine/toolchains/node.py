@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from runs.engine.gates.tests import Runtime
-from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions, tools
+from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions, require, tools
 
 LOCKS = {
     "package-lock.json": "npm ci --no-audit --no-fund",
@@ -46,6 +46,7 @@ class NodeToolchain:
     def build(
         self, source: Path, target: Path, installer: Installer, options: SetupOptions
     ) -> dict:
+        require("npm", "Node.js with npm (Debian's nodejs and npm packages, or nodejs.org)")
         command, resolution = install_command(source, options)
         downloads = installer.downloads
         env = {
@@ -96,8 +97,13 @@ class NodeToolchain:
 
     def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
         path, mounts = tools("node", "npm")
-        # A test script that picks its own reporter writes no report Autopack can read.
-        reader = "exit-code" if "--test-reporter" in _test_script(worktree) else self.reader
+        # Scripts that pick their own reporters (the test script may run others) would
+        # clash with the one Autopack adds: their results are read by exit code only.
+        reader = (
+            "exit-code"
+            if any("--test-reporter" in text for text in _scripts(worktree).values())
+            else self.reader
+        )
         return Runtime(
             reader=reader,
             variables={
@@ -139,14 +145,19 @@ def _workspace_manifests(root: Path) -> list[str]:
     return sorted(found)
 
 
-def _test_script(root: Path) -> str:
+def _scripts(root: Path) -> dict[str, str]:
     try:
         manifest = json.loads((root / "package.json").read_text())
     except (OSError, ValueError):
-        return ""
+        return {}
     scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
-    script = scripts.get("test") if isinstance(scripts, dict) else None
-    return script if isinstance(script, str) else ""
+    if not isinstance(scripts, dict):
+        return {}
+    return {name: text for name, text in scripts.items() if isinstance(text, str)}
+
+
+def _test_script(root: Path) -> str:
+    return _scripts(root).get("test", "")
 
 
 def install_command(root: Path, options: SetupOptions) -> tuple[str, str]:

@@ -173,6 +173,7 @@ class PythonToolchain:
         # install needs lives in the layer.
         for leftover in _untracked(worktree) - before:
             remove_tree(worktree / leftover)
+        _wrap_scripts(env, venv)
 
     def runtime(self, env: Path, worktree: Path, layer: Path, details: dict) -> Runtime:
         venv = layer / "venv" if (layer / "venv").exists() else env
@@ -223,6 +224,23 @@ class _Uv:
             read_only=self.read_only,
             writable=(self.builds, self.cache),
         )
+
+
+def _wrap_scripts(env: Path, venv: Path) -> None:
+    """The shared environment's commands (pytest, tox, ...) run with its own python,
+    which does not see the run's editable project: give the run's virtualenv a copy of
+    each that runs with the run's python instead, so `pytest` works like `python -m
+    pytest`."""
+    for script in sorted((env / "bin").iterdir()):
+        target = venv / "bin" / script.name
+        if target.exists() or not script.is_file() or script.name.startswith("activate"):
+            continue
+        with script.open("rb") as handle:
+            head = handle.read(200)
+        if not head.startswith(b"#!") or b"python" not in head:
+            continue  # a binary, or not a Python console script
+        target.write_text(f'#!/bin/sh\nexec "{venv}/bin/python" "{script}" "$@"\n')
+        target.chmod(0o755)
 
 
 def _untracked(worktree: Path) -> set[str]:

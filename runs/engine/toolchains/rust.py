@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from runs.engine.gates.tests import Runtime
-from runs.engine.toolchains.base import Installer, SetupFailed, SetupOptions
+from runs.engine.toolchains.base import Installer, SetupOptions, require
 
 MANIFESTS = ("Cargo.toml", "Cargo.lock", "rust-toolchain", "rust-toolchain.toml")
 
@@ -16,12 +16,8 @@ MANIFESTS = ("Cargo.toml", "Cargo.lock", "rust-toolchain", "rust-toolchain.toml"
 def toolchain_mounts() -> tuple[Path, dict[str, str], tuple[Path, ...]]:
     """Where cargo is, the variables it needs and the folders it must see: with rustup,
     cargo is a proxy that finds the real toolchain under RUSTUP_HOME."""
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        raise SetupFailed(
-            "cargo is not installed on this worker",
-            hint="Install Rust (rustup or your package manager) on every worker machine.",
-        )
+    require("cargo", "Rust (rustup, or your package manager's cargo)")
+    cargo = shutil.which("cargo") or "cargo"
     folder = Path(cargo).parent
     if os.path.basename(os.path.realpath(cargo)) != "rustup":
         return folder, {}, (folder,)

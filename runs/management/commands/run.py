@@ -121,8 +121,8 @@ class Command(BaseCommand):
         run = create(data, config.resolve().parent, provider, enqueue=detach)
         if detach:
             self.stdout.write(
-                f"Queued run {run.run_id}; follow it with "
-                f"GET /api/runs/{run.run_id}/ or in the dashboard."
+                f"Queued run {run.run_id}: a worker executes it (`autopack worker`, or "
+                f"`make up`); follow it in the dashboard or with GET /api/runs/{run.run_id}/."
             )
             return
         run = execute_in_foreground(run, self.stdout)
