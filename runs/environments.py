@@ -94,7 +94,8 @@ def prepare_for(
             message = (
                 f"no toolchain detected: `{command}` runs with the system's tools"
                 if command
-                else "no toolchain detected and no test_command set: there is no test gate"
+                else "no toolchain detected and no test_command set: nothing to test yet (a "
+                "phase that sets up a project is tested with what it sets up)"
             )
             services.record_event(run, "environment", toolchain="", message=message)
         return None
