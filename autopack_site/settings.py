@@ -140,6 +140,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "autopack_site.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Autopack API",
@@ -185,6 +186,9 @@ AUTOPACK_HEALTH_BUDGET = {
     "repeated_failures": envint("AUTOPACK_MAX_REPEATED_FAILURES", 3, minimum=1),
 }
 AUTOPACK_GOVERNANCE = Path(envstr("AUTOPACK_GOVERNANCE") or BASE_DIR / "config" / "governance.yaml")
+# Local folders under which users who are not staff may create projects (comma-separated);
+# otherwise they use git URLs.
+AUTOPACK_REPO_ROOTS = envlist("AUTOPACK_REPO_ROOTS", [])
 # Gate commands run under bubblewrap when it is installed; with this set, a run refuses
 # to start without it.
 AUTOPACK_REQUIRE_SANDBOX = envbool("AUTOPACK_REQUIRE_SANDBOX", False)

@@ -6,12 +6,15 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from autopack_site.api import choice_param
 from governance import services
-from governance.models import APPROVE_PERMISSION, GovernanceRequest
+from governance.models import GovernanceRequest
+from runs import access
 
 
 class GovernanceRequestSerializer(serializers.ModelSerializer):
@@ -51,11 +54,11 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class CanDecide(BasePermission):
-    message = "You may view governance requests but not approve or deny them."
+    message = "Deciding needs the approval permission and membership of the run's project."
 
-    def has_permission(self, request, view) -> bool:
+    def has_object_permission(self, request, view, obj: GovernanceRequest) -> bool:
         if view.action in ("approve", "deny"):
-            return request.user.has_perm(APPROVE_PERMISSION)
+            return access.can_decide(request.user, obj.run.project)
         return True
 
 
@@ -66,8 +69,11 @@ class GovernanceRequestViewSet(
     permission_classes = [*viewsets.GenericViewSet.permission_classes, CanDecide]
 
     def get_queryset(self) -> QuerySet[GovernanceRequest]:
-        requests = GovernanceRequest.objects.select_related("run", "phase", "attempt", "decided_by")
-        if state := self.request.query_params.get("state"):
+        requests = GovernanceRequest.objects.filter(
+            run__project__in=access.projects(self.request.user)
+        ).select_related("run", "phase", "attempt", "decided_by")
+        states = [s for s, _ in GovernanceRequest.State.choices]
+        if state := choice_param(self.request, "state", states):
             requests = requests.filter(state=state)
         if run_id := self.request.query_params.get("run"):
             requests = requests.filter(run__run_id=run_id)
@@ -101,6 +107,6 @@ class GovernanceRequestViewSet(
         except services.AlreadyDecided as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except services.DecisionError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            raise ValidationError({"reason": str(exc)}) from None
         obj.refresh_from_db()
         return Response(GovernanceRequestSerializer(obj).data)

@@ -3,7 +3,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from runs import services
-from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, TestBaseline, Tier
+from runs.models import (
+    Attempt,
+    Issue,
+    Phase,
+    Project,
+    ProjectMember,
+    Run,
+    RunEvent,
+    TestBaseline,
+    Tier,
+)
 from runs.states import IllegalTransition
 
 
@@ -47,10 +57,19 @@ class AttemptInline(ReadOnlyInline):
     fields = ["phase", "number", "model", "state", "outcome", "error", "started_at", "finished_at"]
 
 
+class MemberInline(admin.TabularInline):
+    """Who may see the project (viewer), run builds in it (member) or manage it (owner)."""
+
+    model = ProjectMember
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "repository", "base_branch", "created_at"]
     search_fields = ["name", "repository"]
+    inlines = [MemberInline]
 
 
 @admin.register(Run)

@@ -6,17 +6,19 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from runs import permissions, services
+from autopack_site.api import choice_param
+from runs import access, services
 from runs.config import ConfigError, RunConfig
 from runs.models import Project, Run
 from runs.serializers import (
     ConfigErrorSerializer,
     IssueSerializer,
     LlmCallSerializer,
+    MemberSerializer,
     ProjectSerializer,
     ResumeSerializer,
     RunEventSerializer,
@@ -26,26 +28,18 @@ from runs.serializers import (
 from runs.states import IllegalTransition, RunState
 
 EVENTS_PAGE = 500
+MANAGERS = "only the run's creator, the project's owners or staff may {verb} it"
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "run_id"
 
     def get_queryset(self) -> QuerySet[Run]:
-        runs = Run.objects.select_related("project", "created_by")
+        runs = access.runs(self.request.user).select_related("project", "created_by")
         if self.action == "list":
-            state = self.request.query_params.get("state")
-            project = self.request.query_params.get("project")
-            if state:
-                if state.upper() not in RunState.TRANSITIONS:
-                    raise ValidationError(
-                        {
-                            "detail": f"unknown state {state!r}; use one of "
-                            + ", ".join(RunState.TRANSITIONS)
-                        }
-                    )
-                runs = runs.filter(state=state.upper())
-            if project:
+            if state := choice_param(self.request, "state", list(RunState.TRANSITIONS)):
+                runs = runs.filter(state=state)
+            if project := self.request.query_params.get("project"):
                 runs = runs.filter(project__name=project)
             return runs
         return runs.prefetch_related("tiers__phases__attempts")
@@ -86,8 +80,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
-        if not run.is_final and not permissions.may_manage(request.user, run):
-            raise PermissionDenied("only the run's creator or staff may cancel it")
+        if not run.is_final and not access.may_manage(request.user, run):
+            raise PermissionDenied(
+                "only the run's creator, the project's owners or staff may cancel it"
+            )
         try:
             done = services.cancel_run(run, by=request.user.get_username())
         except IllegalTransition:
@@ -107,8 +103,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
-        if not permissions.may_manage(request.user, run):
-            raise PermissionDenied("only the run's creator or staff may resume it")
+        if not access.may_manage(request.user, run):
+            raise PermissionDenied(
+                "only the run's creator, the project's owners or staff may resume it"
+            )
         options = ResumeSerializer(data=request.data)
         options.is_valid(raise_exception=True)
         try:
@@ -122,7 +120,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 status=status.HTTP_409_CONFLICT,
             )
         except services.ResumeError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            raise ValidationError({exc.field: exc.message}) from None
         run.refresh_from_db()
         return Response(RunSummarySerializer(run).data)
 
@@ -144,7 +142,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         try:
             after = int(request.query_params.get("after", 0))
         except ValueError:
-            return Response({"detail": "after must be an integer event id"}, status=400)
+            raise ValidationError({"after": "must be an integer event id"}) from None
         events = list(run.events.filter(id__gt=after).order_by("id")[: EVENTS_PAGE + 1])
         more = len(events) > EVENTS_PAGE
         events = events[:EVENTS_PAGE]
@@ -163,16 +161,45 @@ class ProjectViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Projects; staff change a project's commands and settings with PATCH."""
+    """The projects you are a member of; owners change their settings (PATCH) and
+    members."""
 
-    queryset = Project.objects.all()
     serializer_class = ProjectSerializer
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Project]:
+        return access.projects(self.request.user)
 
     def perform_update(self, serializer: ProjectSerializer) -> None:
-        if not self.request.user.is_staff:
-            raise PermissionDenied("only staff may change a project's settings")
+        if not access.can_own(self.request.user, serializer.instance):
+            raise PermissionDenied("only the project's owners and staff may change it")
         serializer.save()
+
+    @extend_schema(request=MemberSerializer, responses={200: MemberSerializer(many=True)})
+    @action(detail=True, methods=["get", "post"])
+    def members(self, request: Request, pk: str) -> Response:
+        """The project's members; owners add one, or change a role, with POST."""
+        project = self.get_object()
+        if request.method == "POST":
+            if not access.can_own(request.user, project):
+                raise PermissionDenied("only the project's owners and staff may add members")
+            body = MemberSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            services.set_member(
+                project, body.validated_data["username"], body.validated_data["role"]
+            )
+        members = project.members.select_related("user")
+        return Response(MemberSerializer(members, many=True).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)")
+    def remove_member(self, request: Request, pk: str, username: str) -> Response:
+        project = self.get_object()
+        if not access.can_own(request.user, project):
+            raise PermissionDenied("only the project's owners and staff may remove members")
+        if not project.members.filter(user__username=username).delete()[0]:
+            raise NotFound(f"{username} is not a member of {project.name}")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         parameters=[
@@ -185,8 +212,9 @@ class ProjectViewSet(
     def issues(self, request: Request, pk: str) -> Response:
         """The project's issue backlog, most recently seen first."""
         issues = self.get_object().issues.select_related("run", "phase")
-        for field in ("status", "scope"):
-            if value := request.query_params.get(field):
-                issues = issues.filter(**{field: value})
+        if status_ := choice_param(request, "status", ["open", "closed"]):
+            issues = issues.filter(status=status_)
+        if scope := choice_param(request, "scope", ["phase", "run", "project"]):
+            issues = issues.filter(scope=scope)
         page = self.paginate_queryset(issues)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)

@@ -8,9 +8,8 @@ from urllib.parse import parse_qs
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import WebsocketConsumer
 
-from runs import dashboard
+from runs import access, dashboard
 from runs.live import RUNS_GROUP, run_group
-from runs.models import Run
 
 
 class RunConsumer(WebsocketConsumer):
@@ -19,8 +18,9 @@ class RunConsumer(WebsocketConsumer):
     def connect(self) -> None:
         user = self.scope.get("user")
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        self.run = Run.objects.filter(run_id=run_id).first()
-        if user is None or not user.is_authenticated or self.run is None:
+        authenticated = user is not None and user.is_authenticated
+        self.run = access.runs(user).filter(run_id=run_id).first() if authenticated else None
+        if self.run is None:
             self.close(code=4403)
             return
         self.user = user
@@ -54,6 +54,7 @@ class RunsListConsumer(WebsocketConsumer):
         if user is None or not user.is_authenticated:
             self.close(code=4403)
             return
+        self.user = user
         async_to_sync(self.channel_layer.group_add)(RUNS_GROUP, self.channel_name)
         self.accept()
 
@@ -61,4 +62,4 @@ class RunsListConsumer(WebsocketConsumer):
         async_to_sync(self.channel_layer.group_discard)(RUNS_GROUP, self.channel_name)
 
     def runs_changed(self, message: dict) -> None:
-        self.send(text_data=json.dumps(dashboard.list_fragment(Run.objects.all())))
+        self.send(text_data=json.dumps(dashboard.list_fragment(access.runs(self.user))))

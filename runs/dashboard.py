@@ -14,7 +14,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
-from runs import permissions
+from runs import access
 from runs.environments import run_baselines
 from runs.events import describe
 from runs.models import Attempt, Phase, Run, RunEvent
@@ -166,8 +166,8 @@ def run_context(run: Run, user: AbstractBaseUser) -> dict:
         "elapsed": elapsed(run),
         "current": current_step(run),
         "timeline": _timeline(run, phases),
-        "can_cancel": permissions.can_cancel(user, run),
-        "can_resume": permissions.can_resume(user, run),
+        "can_cancel": access.can_cancel(user, run),
+        "can_resume": access.can_resume(user, run),
         "pending_requests": run.governance_requests.filter(state="pending"),
         "baselines": list(run_baselines(run)),
         "spent": run.llm_calls.aggregate(tokens=Sum("total_tokens")),

@@ -39,6 +39,11 @@ class Project(models.Model):
     dependency_resolution = models.CharField(
         max_length=20, choices=Resolution.CHOICES, default=Resolution.COMMIT_DATE
     )
+    send_secret_files = models.BooleanField(
+        default=False,
+        help_text="Send files that look like secrets (.env, keys, certificates) to model "
+        "providers as context",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -46,6 +51,34 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Role:
+    """What a member may do in a project: owners manage it and its members, members run
+    builds, viewers read. Staff may do everything everywhere."""
+
+    OWNER = "owner"
+    MEMBER = "member"
+    VIEWER = "viewer"
+    CHOICES = [(OWNER, "owner"), (MEMBER, "member"), (VIEWER, "viewer")]
+
+
+class ProjectMember(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.CHOICES, default=Role.MEMBER)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
 
 
 class Run(models.Model):

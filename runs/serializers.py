@@ -3,7 +3,17 @@
 from rest_framework import serializers
 
 from runs.environments import run_baselines
-from runs.models import Attempt, Issue, Phase, Project, Run, RunEvent, TestBaseline, Tier
+from runs.models import (
+    Attempt,
+    Issue,
+    Phase,
+    Project,
+    ProjectMember,
+    Run,
+    RunEvent,
+    TestBaseline,
+    Tier,
+)
 from telemetry.models import LlmCall
 from telemetry.usage import attempt_usage
 
@@ -37,6 +47,25 @@ class ProjectSerializer(serializers.ModelSerializer):
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise serializers.ValidationError("a list of path patterns")
         return value
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", max_length=150)
+
+    class Meta:
+        model = ProjectMember
+        fields = ["username", "role", "added_at"]
+        read_only_fields = ["added_at"]
+
+    def validate_username(self, value: str) -> str:
+        from django.contrib.auth import get_user_model
+
+        if not get_user_model().objects.filter(username=value).exists():
+            raise serializers.ValidationError(f"no user named {value!r}")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        return {"username": attrs["user"]["username"], "role": attrs["role"]}
 
 
 class AttemptSerializer(serializers.ModelSerializer):

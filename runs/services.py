@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from autopack_site import configuration
 from governance.secrets import scrub_data
-from runs import live
+from runs import access, live
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.outcomes import ConfigurationError
-from runs.models import Attempt, Phase, Project, Run, RunEvent, Tier
+from runs.models import Attempt, Phase, Project, ProjectMember, Role, Run, RunEvent, Tier
 from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
 
 logger = logging.getLogger(__name__)
@@ -43,42 +43,63 @@ def record_event(run: Run, kind: str, **payload: Any) -> RunEvent:
 def _resolve_repository(config: RunConfig, base_dir: Path) -> str:
     if config.repository_is_url:
         return config.repository
-    path = (base_dir / config.repository).expanduser().resolve()
-    field = "repo" if config.repo else "workspace"
-    if not path.is_dir():
-        raise ConfigError([{"path": field, "message": f"directory {path} does not exist"}])
-    return str(path)
+    return str((base_dir / config.repository).expanduser().resolve())
 
 
-def _project_for(config: RunConfig, repository: str) -> Project:
+def _refused(field: str, message: str) -> ConfigError:
+    return ConfigError([{"path": field, "message": message}])
+
+
+def _project_for(config: RunConfig, repository: str, user: AbstractBaseUser | None) -> Project:
     """The project named in the config, else the one that already has this repository,
     else a new one named after the repository (made unique if another repository took
-    the name)."""
+    the name). Only its members create runs in a project; only those allowed to create
+    projects make new ones, for repositories they may use."""
     if config.project:
-        project, created = Project.objects.get_or_create(
-            name=config.project,
-            defaults={"repository": repository, "base_branch": config.base_branch or "main"},
-        )
-        if not created and project.repository != repository:
-            raise ConfigError(
-                [
-                    {
-                        "path": "project",
-                        "message": f"project {project.name!r} already uses repository "
-                        f"{project.repository}, not {repository}; choose another project "
-                        "name (`project` in the run config, `autopack run --project NAME`)",
-                    }
-                ]
+        project = Project.objects.filter(name=config.project).first()
+        if project is not None and project.repository != repository:
+            if user is not None and not access.can_run(user, project):
+                raise _refused("project", _not_yours(config.project))
+            raise _refused(
+                "project",
+                f"project {project.name!r} already uses repository {project.repository}, "
+                f"not {repository}; choose another project name (`project` in the run "
+                "config, `autopack run --project NAME`)",
             )
+    else:
+        project = Project.objects.filter(repository=repository).order_by("pk").first()
+    if project is not None:
+        if user is not None and not access.can_run(user, project):
+            raise _refused("project", _not_yours(project.name if config.project else repository))
         return project
-    existing = Project.objects.filter(repository=repository).order_by("pk").first()
-    if existing is not None:
-        return existing
-    return Project.objects.create(
-        name=_default_name(repository),
+    return _new_project(config, repository, user)
+
+
+def _not_yours(name: str) -> str:
+    # The same words whether the project exists or not: nothing leaks to non-members.
+    return (
+        f"you may not create runs for {name}: ask the project's owner to add you as a "
+        "member, or an administrator to create the project"
+    )
+
+
+def _new_project(config: RunConfig, repository: str, user: AbstractBaseUser | None) -> Project:
+    field = "repo" if config.repo else "workspace"
+    if user is not None and not access.can_create_projects(user):
+        raise _refused("project", _not_yours(config.project or repository))
+    problem = access.repository_allowed(user, repository, config.repository_is_url)
+    if problem:
+        raise _refused(field, problem)
+    if not config.repository_is_url and not Path(repository).is_dir():
+        raise _refused(field, f"directory {repository} does not exist")
+    project = Project.objects.create(
+        name=config.project or _default_name(repository),
         repository=repository,
         base_branch=config.base_branch or "main",
     )
+    if user is not None:
+        ProjectMember.objects.create(project=project, user=user, role=Role.OWNER)
+    return project
 
 
 def _default_name(repository: str) -> str:
@@ -119,6 +140,17 @@ def create_run(
     return run
 
 
+def set_member(project: Project, username: str, role: str) -> ProjectMember:
+    """Add a user to a project, or change their role."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username=username)
+    member, _ = ProjectMember.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return member
+
+
 def _default_max_attempts() -> int:
     try:
         models = configuration.models()
@@ -142,7 +174,7 @@ def _store_plan(
     created_by: AbstractBaseUser | None,
     provider: str,
 ) -> Run:
-    project = _project_for(config, repository)
+    project = _project_for(config, repository, created_by)
     run = Run.objects.create(
         project=project,
         run_id=config.run_id,
@@ -265,7 +297,10 @@ def sync_tier_state(tier: Tier) -> None:
 
 
 class ResumeError(ValueError):
-    pass
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+        self.message = message
 
 
 def resume_run(
@@ -284,9 +319,9 @@ def resume_run(
     if run.state not in RunState.RESUMABLE:
         raise IllegalTransition("run", run.run_id, run.state, RunState.QUEUED)
     if token_cap is not None and token_cap <= run.tokens_used:
-        raise ResumeError(f"token_cap must be above the {run.tokens_used:,} tokens already used")
+        raise ResumeError("token_cap", f"must be above the {run.tokens_used:,} tokens already used")
     if cost_cap is not None and cost_cap <= run.cost_usd:
-        raise ResumeError(f"cost_cap must be above the ${run.cost_usd:.4f} already spent")
+        raise ResumeError("cost_cap", f"must be above the ${run.cost_usd:.4f} already spent")
     with transaction.atomic():
         changes: dict[str, Any] = {}
         if token_cap is not None:

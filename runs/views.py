@@ -12,15 +12,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import dashboard, permissions, services
+from runs import access, dashboard, services
 from runs.config import ConfigError
-from runs.models import Project, Run
 from runs.states import IllegalTransition, RunState
 
 
 @login_required
 def runs_list(request: HttpRequest) -> HttpResponse:
-    runs = Run.objects.all()
+    runs = access.runs(request.user)
     state, project = request.GET.get("state", ""), request.GET.get("project", "")
     if state:
         runs = runs.filter(state=state)
@@ -39,7 +38,7 @@ def runs_list(request: HttpRequest) -> HttpResponse:
             "page": page,
             "states": RunState.CHOICES,
             "state": state,
-            "projects": Project.objects.values_list("name", flat=True),
+            "projects": access.projects(request.user).values_list("name", flat=True),
             "project": project,
             "live": not state and not project and page.number == 1,
         },
@@ -48,12 +47,14 @@ def runs_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def runs_fragment(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(dashboard.list_fragment(Run.objects.all()))
+    return JsonResponse(dashboard.list_fragment(access.runs(request.user)))
 
 
 @login_required
 def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("project", "created_by"), run_id=run_id)
+    run = get_object_or_404(
+        access.runs(request.user).select_related("project", "created_by"), run_id=run_id
+    )
     lines, last_id = dashboard.log_lines(run)
     return render(
         request,
@@ -64,7 +65,7 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @login_required
 def run_fragments(request: HttpRequest, run_id: str) -> JsonResponse:
-    run = get_object_or_404(Run, run_id=run_id)
+    run = get_object_or_404(access.runs(request.user), run_id=run_id)
     try:
         after = int(request.GET.get("after", 0))
     except ValueError:
@@ -75,8 +76,8 @@ def run_fragments(request: HttpRequest, run_id: str) -> JsonResponse:
 @login_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = get_object_or_404(Run, run_id=run_id)
-    if not permissions.can_cancel(request.user, run):
+    run = get_object_or_404(access.runs(request.user), run_id=run_id)
+    if not access.can_cancel(request.user, run):
         return HttpResponseForbidden("You may not cancel this run.")
     try:
         done = services.cancel_run(run, by=request.user.get_username())
@@ -95,8 +96,8 @@ def run_cancel(request: HttpRequest, run_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def run_resume(request: HttpRequest, run_id: str) -> HttpResponse:
-    run = get_object_or_404(Run, run_id=run_id)
-    if not permissions.can_resume(request.user, run):
+    run = get_object_or_404(access.runs(request.user), run_id=run_id)
+    if not access.can_resume(request.user, run):
         return HttpResponseForbidden("You may not resume this run.")
     options: dict = {}
     try:
@@ -148,7 +149,7 @@ def new_run(request: HttpRequest) -> HttpResponse:
 def projects_list(request: HttpRequest) -> HttpResponse:
     from django.db.models import Count, Q
 
-    projects = Project.objects.annotate(
+    projects = access.projects(request.user).annotate(
         run_count=Count("runs", distinct=True),
         open_issues=Count("issues", filter=Q(issues__status="open"), distinct=True),
     )
@@ -157,7 +158,7 @@ def projects_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_object_or_404(Project, pk=pk)
+    project = get_object_or_404(access.projects(request.user), pk=pk)
     rows = [
         {"run": run, "current": dashboard.current_step(run), "elapsed": dashboard.elapsed(run)}
         for run in dashboard.runs_with_progress(project.runs.all())[:100]

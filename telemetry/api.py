@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from autopack_site.api import choice_params
+from runs import access
 from telemetry.models import LlmCall
 from telemetry.usage import GROUPS, PERIODS, usage
 
@@ -57,16 +59,10 @@ class UsageView(APIView):
         ]
     )
     def get(self, request: Request) -> Response:
-        period = request.query_params.get("period", "day")
-        group_by = request.query_params.get("group_by", "model")
-        problems = {}
-        if period not in PERIODS:
-            problems["period"] = f"use one of {', '.join(PERIODS)}"
-        if group_by not in GROUPS:
-            problems["group_by"] = f"use one of {', '.join(GROUPS)}"
-        if problems:
-            return Response(problems, status=400)
-        calls = LlmCall.objects.all()
+        period, group_by = choice_params(
+            request, {"period": (list(PERIODS), "day"), "group_by": (list(GROUPS), "model")}
+        )
+        calls = LlmCall.objects.filter(run__project__in=access.projects(request.user))
         if run_id := request.query_params.get("run"):
             calls = calls.filter(run__run_id=run_id)
         if project := request.query_params.get("project"):

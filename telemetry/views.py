@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from runs import access
 from telemetry.models import LlmCall
 from telemetry.usage import PERIODS, usage
 
@@ -59,7 +60,10 @@ def usage_page(request: HttpRequest) -> HttpResponse:
     period = request.GET.get("period", "day")
     if period not in PERIODS:
         period = "day"
-    calls = LlmCall.objects.filter(created_at__gte=timezone.now() - WINDOW[period])
+    calls = LlmCall.objects.filter(
+        created_at__gte=timezone.now() - WINDOW[period],
+        run__project__in=access.projects(request.user),
+    )
     by_model = usage(calls, period, "model")
     by_role = usage(calls, period, "role")
     charts = [
@@ -76,6 +80,6 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "periods": list(PERIODS),
             "charts": charts if by_model else [],
             "rows": by_model,
-            "ever": LlmCall.objects.exists(),
+            "ever": LlmCall.objects.filter(run__project__in=access.projects(request.user)).exists(),
         },
     )

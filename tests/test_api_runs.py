@@ -225,7 +225,8 @@ def test_list_is_newest_first_and_filters_by_state_and_project(api, run_config):
     assert api.get("/api/runs/", {"project": "other"}).json()["count"] == 0
     bad = api.get("/api/runs/", {"state": "sleeping"})
     assert bad.status_code == 400
-    assert "sleeping" in bad.json()["detail"]
+    ((error),) = bad.json()["errors"]
+    assert error["path"] == "state" and "sleeping" in error["message"]
 
 
 def test_list_is_paginated(api, run_config):
@@ -315,12 +316,16 @@ def test_phase_rows_keep_the_plan_order(api, run_config):
     assert ordered == ["search-index", "search-endpoint", "search-docs"]
 
 
-def test_only_the_creator_or_staff_may_cancel(api, run_config, charlie):
+def test_only_the_creator_owners_or_staff_may_cancel(api, run_config, charlie):
+    from runs.models import ProjectMember
     from tests.conftest import token_client
 
     api.post("/api/runs/", run_config, format="json")
 
+    hidden = token_client(charlie).post("/api/runs/notes-search/cancel/")
+    ProjectMember.objects.create(project=Run.objects.get().project, user=charlie, role="member")
     refused = token_client(charlie).post("/api/runs/notes-search/cancel/")
 
+    assert hidden.status_code == 404
     assert refused.status_code == 403
     assert Run.objects.get().state == RunState.QUEUED

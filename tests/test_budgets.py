@@ -44,7 +44,7 @@ PRICES = {
 def _someone():
     from django.contrib.auth import get_user_model
 
-    return get_user_model().objects.create_user("reader")
+    return get_user_model().objects.create_user("reader", is_staff=True)
 
 
 UNMATCHED = block("inventory/stock.py", "def nothing_like_this():\n    pass\n", "x = 1\n")
@@ -236,9 +236,12 @@ def test_resume_with_a_raised_cap_finishes_from_the_last_savepoint(priced, fake_
     assert run.failure_code == "budget_exhausted"
 
     low = api.post(f"/api/runs/{run.run_id}/resume/", {"token_cap": 10}, format="json")
-    assert low.status_code == 400 and "above the" in low.json()["detail"]
+    assert low.status_code == 400
+    assert low.json()["errors"][0]["path"] == "token_cap"
+    assert "above the" in low.json()["errors"][0]["message"]
     unknown = api.post(f"/api/runs/{run.run_id}/resume/", {"tokens": 1}, format="json")
-    assert unknown.status_code == 400 and unknown.json() == {"tokens": ["unknown field"]}
+    assert unknown.status_code == 400
+    assert unknown.json() == {"errors": [{"path": "tokens", "message": "unknown field"}]}
     response = api.post(f"/api/runs/{run.run_id}/resume/", {"token_cap": 50000}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == RunState.QUEUED

@@ -11,6 +11,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from runs import services
+from runs.models import ProjectMember
 from runs.routing import websocket_urlpatterns
 from tests.builds import APPROVE, config, drive, phase, start
 from tests.test_engine_runs import QUANTITY, REGRESSION
@@ -90,6 +91,8 @@ def test_cancel_button_only_for_users_who_may_cancel(engine, repo, client, alice
         config(repo, [phase("count", 0, ["inventory/"])]), created_by=alice, enqueue=False
     )
     client.force_login(charlie)
+    assert client.get(f"/runs/{run.run_id}/").status_code == 404  # not a member
+    ProjectMember.objects.create(project=run.project, user=charlie, role="member")
     assert "Cancel run" not in client.get(f"/runs/{run.run_id}/").content.decode()
     assert client.post(f"/runs/{run.run_id}/cancel/").status_code == 403
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from governance.models import GovernanceRequest, LearnedRule, NotificationDelivery
 from governance.services import expire_requests
-from runs.models import Issue, Run, RunEvent
+from runs.models import Issue, ProjectMember, Run, RunEvent
 from runs.states import AttemptState, PhaseState, RunState
 from telemetry.models import LlmCall
 from tests.builds import APPROVE, block, config, drive, git, phase, start
@@ -85,12 +85,10 @@ def test_protected_change_waits_then_the_approved_diff_lands(
     assert [r["id"] for r in pending["results"]] == [request.pk]
     refused = token_client(bob).post(f"/api/governance/requests/{request.pk}/approve/")
     assert refused.status_code == 403
-    assert (
-        token_client(charlie)
-        .post(f"/api/governance/requests/{request.pk}/deny/", {"reason": "no"})
-        .status_code
-        == 403
-    )
+    deny = f"/api/governance/requests/{request.pk}/deny/"
+    assert token_client(charlie).post(deny, {"reason": "no"}).status_code == 404  # not a member
+    ProjectMember.objects.create(project=run.project, user=charlie, role="member")
+    assert token_client(charlie).post(deny, {"reason": "no"}).status_code == 403  # no permission
 
     client.force_login(bob)
     page = client.get(f"/admin/governance/governancerequest/{request.pk}/change/")
