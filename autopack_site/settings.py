@@ -49,6 +49,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything that could look up a session or token: a NUL byte must not reach
+    # the database.
+    "autopack_site.middleware.RejectUnstorableText",
+    # Before CommonMiddleware, which may answer a missing slash with a redirect first.
+    "autopack_site.middleware.ApiNotFoundAsJson",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -139,14 +144,31 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "autopack_site.api.AutoSchema",
     "EXCEPTION_HANDLER": "autopack_site.api.exception_handler",
+    # The schema names path parameters as the URLconf does ({pk}), as errors about them do.
+    "SCHEMA_COERCE_PATH_PK": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Autopack API",
     "DESCRIPTION": "Create and follow governed, autonomous builds.",
     "VERSION": "0.1.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_INCLUDE_SCHEMA": False,
+    # 3.1: the run config's schema comes from pydantic, in JSON Schema 2020-12 ("null" types).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "autopack_site.api.nulls_as_in_openapi_3_1",
+    ],
+    # Choice sets shared by several fields, named once.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "runs.states.RunState.CHOICES",
+        "PhaseStateEnum": "runs.states.PhaseState.CHOICES",
+        "AttemptStateEnum": "runs.states.AttemptState.CHOICES",
+        "GovernanceRequestStateEnum": "governance.models.GovernanceRequest.State",
+        "LevelEnum": "governance.models.GovernanceRequest.Risk",
+    },
 }
 
 # django-q2 on the ORM broker. A task that outlives `retry` seconds is handed out again
@@ -189,9 +211,9 @@ AUTOPACK_GOVERNANCE = Path(envstr("AUTOPACK_GOVERNANCE") or BASE_DIR / "config" 
 # Local folders under which users who are not staff may create projects (comma-separated);
 # otherwise they use git URLs.
 AUTOPACK_REPO_ROOTS = envlist("AUTOPACK_REPO_ROOTS", [])
-# Gate commands run under bubblewrap when it is installed; with this set, a run refuses
-# to start without it.
-AUTOPACK_REQUIRE_SANDBOX = envbool("AUTOPACK_REQUIRE_SANDBOX", False)
+# Code the Builder writes only runs under bubblewrap: without it a run refuses to start,
+# unless this is set to false (then gate commands run unsandboxed and the run says so).
+AUTOPACK_REQUIRE_SANDBOX = envbool("AUTOPACK_REQUIRE_SANDBOX", True)
 # A failure fixed by a later attempt becomes a learned rule once it recurs this often.
 AUTOPACK_RULE_THRESHOLD = envint("AUTOPACK_RULE_THRESHOLD", 2, minimum=1)
 # /metrics: scrapers from these addresses, or with `Authorization: Bearer <token>`.

@@ -30,7 +30,7 @@ from tests.real_projects import PROJECTS, RealProject  # noqa: E402
 def attempt(workspace, project: RealProject, reply: str, gate: TestGate) -> bool:
     result = scripted_attempt(workspace, reply, [gate], tuple(project.scope))
     if result.passed:
-        workspace.repo.git.reset("--hard", "HEAD~1")  # back to the base for the next try
+        workspace.git.reset("--hard", "HEAD~1")  # back to the base for the next try
     return result.passed
 
 

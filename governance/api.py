@@ -11,7 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autopack_site.api import choice_param
+from autopack_site.api import PageNumbers, choice_param, error_response
 from governance import services
 from governance.models import GovernanceRequest
 from runs import access
@@ -21,7 +21,9 @@ class GovernanceRequestSerializer(serializers.ModelSerializer):
     run_id = serializers.CharField(source="run.run_id", read_only=True)
     phase_id = serializers.CharField(source="phase.phase_id", read_only=True)
     attempt = serializers.IntegerField(source="attempt.number", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Null until decided"
+    )
 
     class Meta:
         model = GovernanceRequest
@@ -62,18 +64,24 @@ class CanDecide(BasePermission):
         return True
 
 
+STATES = [state for state, _ in GovernanceRequest.State.choices]
+ALREADY_DECIDED = error_response("The request was already decided")
+
+
 class GovernanceRequestViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = GovernanceRequestSerializer
+    # The model, for the schema; get_queryset chooses the requests the user may see.
+    queryset = GovernanceRequest.objects.none()
+    pagination_class = PageNumbers
     permission_classes = [*viewsets.GenericViewSet.permission_classes, CanDecide]
 
     def get_queryset(self) -> QuerySet[GovernanceRequest]:
         requests = GovernanceRequest.objects.filter(
             run__project__in=access.projects(self.request.user)
         ).select_related("run", "phase", "attempt", "decided_by")
-        states = [s for s, _ in GovernanceRequest.State.choices]
-        if state := choice_param(self.request, "state", states):
+        if state := choice_param(self.request, "state", STATES):
             requests = requests.filter(state=state)
         if run_id := self.request.query_params.get("run"):
             requests = requests.filter(run__run_id=run_id)
@@ -81,19 +89,25 @@ class GovernanceRequestViewSet(
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("state", str, enum=[s for s, _ in GovernanceRequest.State.choices]),
+            OpenApiParameter("state", str, enum=STATES),
             OpenApiParameter("run", str, description="Only this run_id"),
         ]
     )
     def list(self, request: Request, *args, **kwargs) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={200: GovernanceRequestSerializer, 409: ALREADY_DECIDED},
+    )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
         return self._decide(request, "approve")
 
-    @extend_schema(request=DecisionSerializer, responses={200: GovernanceRequestSerializer})
+    @extend_schema(
+        request=DecisionSerializer,
+        responses={200: GovernanceRequestSerializer, 409: ALREADY_DECIDED},
+    )
     @action(detail=True, methods=["post"])
     def deny(self, request: Request, pk: str) -> Response:
         return self._decide(request, "deny")

@@ -51,8 +51,29 @@ class Target(_Strict):
         return _ENV.sub(variable, value)
 
 
+SECRET_FILES = [
+    ".env*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_ed25519*",
+    "id_ecdsa*",
+    "secrets.*",
+    "credentials*",
+    ".netrc",
+    ".pgpass",
+    ".npmrc",
+    ".pypirc",
+]
+
+
 class GovernanceConfig(_Strict):
     protected_paths: list[str] = []
+    # Files that look like secrets are not sent to model providers, unless the project
+    # allows it (Project.send_secret_files).
+    secret_files: list[str] = SECRET_FILES
     risk: Risk = Risk()
     auto_approve: list[Literal["low", "medium"]] = ["low"]
     approval_timeout_minutes: int = Field(default=1440, ge=1)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from autopack_site.api import choice_param
+from autopack_site.api import PageNumbers, choice_param, choice_params, error_response
 from runs import access, services
 from runs.config import ConfigError, RunConfig
 from runs.models import Project, Run
 from runs.serializers import (
-    ConfigErrorSerializer,
     IssueSerializer,
     LlmCallSerializer,
     MemberSerializer,
@@ -29,15 +29,32 @@ from runs.states import IllegalTransition, RunState
 
 EVENTS_PAGE = 500
 MANAGERS = "only the run's creator, the project's owners or staff may {verb} it"
+RUN_STATES = [state for state, _ in RunState.CHOICES]
+ISSUE_STATUSES = ["open", "closed"]
+ISSUE_SCOPES = ["phase", "run", "project"]
+
+RunEventPage = inline_serializer(
+    "RunEventPage",
+    {
+        "results": RunEventSerializer(many=True),
+        "last_id": serializers.IntegerField(help_text="Pass as ?after= for the next page"),
+        "more": serializers.BooleanField(help_text="More events follow last_id"),
+    },
+)
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "run_id"
+    # The model, for the schema; get_queryset chooses the runs the user may see.
+    queryset = Run.objects.none()
+    pagination_class = PageNumbers
+    # A run config is a nested document that a form cannot express.
+    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[Run]:
         runs = access.runs(self.request.user).select_related("project", "created_by")
         if self.action == "list":
-            if state := choice_param(self.request, "state", list(RunState.TRANSITIONS)):
+            if state := choice_param(self.request, "state", RUN_STATES):
                 runs = runs.filter(state=state)
             if project := self.request.query_params.get("project"):
                 runs = runs.filter(project__name=project)
@@ -49,7 +66,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("state", str, enum=[s for s, _ in RunState.CHOICES]),
+            OpenApiParameter("state", str, enum=RUN_STATES),
             OpenApiParameter("project", str, description="Project name"),
         ]
     )
@@ -58,11 +75,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(
         request=RunConfig,
-        responses={
-            201: RunSerializer,
-            400: OpenApiResponse(ConfigErrorSerializer(many=True), "Invalid run config"),
-            409: OpenApiResponse(description="A run with this run_id exists"),
-        },
+        responses={201: RunSerializer, 409: error_response("A run with this run_id exists")},
     )
     def create(self, request: Request) -> Response:
         try:
@@ -75,7 +88,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=None, responses={200: RunSummarySerializer, 202: RunSummarySerializer, 409: None}
+        request=None,
+        responses={
+            200: RunSummarySerializer,
+            202: RunSummarySerializer,
+            409: error_response("The run is already finished"),
+        },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, run_id: str) -> Response:
@@ -98,7 +116,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
     @extend_schema(
-        request=ResumeSerializer, responses={200: RunSummarySerializer, 400: None, 409: None}
+        request=ResumeSerializer,
+        responses={
+            200: RunSummarySerializer,
+            409: error_response("Only failed or cancelled runs can be resumed"),
+        },
     )
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, run_id: str) -> Response:
@@ -134,9 +156,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="Return events after this id")],
-        responses=RunEventSerializer(many=True),
+        responses=RunEventPage,
     )
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def events(self, request: Request, run_id: str) -> Response:
         run = self.get_object()
         try:
@@ -165,6 +187,11 @@ class ProjectViewSet(
     members."""
 
     serializer_class = ProjectSerializer
+    # The model, for the schema; get_queryset chooses the projects the user may see.
+    queryset = Project.objects.none()
+    pagination_class = PageNumbers
+    # Settings hold lists; and DRF reads an empty form field as "not given".
+    parser_classes = [JSONParser]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Project]:
@@ -176,7 +203,7 @@ class ProjectViewSet(
         serializer.save()
 
     @extend_schema(request=MemberSerializer, responses={200: MemberSerializer(many=True)})
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def members(self, request: Request, pk: str) -> Response:
         """The project's members; owners add one, or change a role, with POST."""
         project = self.get_object()
@@ -194,6 +221,7 @@ class ProjectViewSet(
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)")
     def remove_member(self, request: Request, pk: str, username: str) -> Response:
+        """Remove a member from the project; owners and staff only."""
         project = self.get_object()
         if not access.can_own(request.user, project):
             raise PermissionDenied("only the project's owners and staff may remove members")
@@ -203,8 +231,8 @@ class ProjectViewSet(
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=["open", "closed"]),
-            OpenApiParameter("scope", str, enum=["phase", "run", "project"]),
+            OpenApiParameter("status", str, enum=ISSUE_STATUSES),
+            OpenApiParameter("scope", str, enum=ISSUE_SCOPES),
         ],
         responses=IssueSerializer(many=True),
     )
@@ -212,9 +240,12 @@ class ProjectViewSet(
     def issues(self, request: Request, pk: str) -> Response:
         """The project's issue backlog, most recently seen first."""
         issues = self.get_object().issues.select_related("run", "phase")
-        if status_ := choice_param(request, "status", ["open", "closed"]):
+        status_, scope = choice_params(
+            request, {"status": (ISSUE_STATUSES, ""), "scope": (ISSUE_SCOPES, "")}
+        )
+        if status_:
             issues = issues.filter(status=status_)
-        if scope := choice_param(request, "scope", ["phase", "run", "project"]):
+        if scope:
             issues = issues.filter(scope=scope)
         page = self.paginate_queryset(issues)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)

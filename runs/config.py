@@ -63,6 +63,7 @@ class PhaseConfig(_Strict):
     test_command: str = Field(default="", max_length=1000)
     setup_command: str = Field(default="", max_length=2000)
     approval_required: bool = False
+    allow_binary: bool = False
     max_attempts: int | None = Field(default=None, ge=1, le=50)
     token_cap: int | None = Field(default=None, ge=1)
     cost_cap: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=4)
@@ -164,9 +165,36 @@ def json_path(location: tuple[int | str, ...]) -> str:
     return path or "(root)"
 
 
+def _nul_errors(data: Any, location: tuple[int | str, ...] = ()) -> list[dict[str, str]]:
+    """Strings (and keys) with a NUL character, which the database cannot store."""
+    message = "contains a NUL character (\\x00), which cannot be stored; remove it"
+    if isinstance(data, str):
+        return [{"path": json_path(location), "message": message}] if "\0" in data else []
+    if isinstance(data, dict):
+        return [
+            error
+            for key, value in data.items()
+            for error in (
+                [
+                    {
+                        "path": json_path((*location, str(key).replace("\0", "\\x00"))),
+                        "message": message,
+                    }
+                ]
+                if isinstance(key, str) and "\0" in key
+                else _nul_errors(value, (*location, key))
+            )
+        ]
+    if isinstance(data, list):
+        return [error for i, item in enumerate(data) for error in _nul_errors(item, (*location, i))]
+    return []
+
+
 def parse_run_config(data: Any) -> RunConfig:
     if not isinstance(data, dict):
         raise ConfigError([{"path": "(root)", "message": "a run config must be a JSON object"}])
+    if errors := _nul_errors(data):
+        raise ConfigError(errors)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

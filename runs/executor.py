@@ -242,8 +242,9 @@ def _check_sandbox(run: Run) -> None:
     problem = sandbox_problem()
     if problem and settings.AUTOPACK_REQUIRE_SANDBOX:
         raise ConfigurationError(
-            f"AUTOPACK_REQUIRE_SANDBOX is set but {problem}, so test commands cannot be "
-            "sandboxed. Install the bubblewrap package (and allow user namespaces)."
+            f"Test and install commands must run in a sandbox, but {problem}. Install the "
+            "bubblewrap package (and allow user namespaces), or set "
+            "AUTOPACK_REQUIRE_SANDBOX=false to run them unsandboxed."
         )
     Run.objects.filter(pk=run.pk).update(sandboxed=not problem)
     run.sandboxed = not problem

@@ -205,6 +205,9 @@ class Phase(models.Model):
     test_command = models.CharField(max_length=1000, blank=True)
     setup_command = models.CharField(max_length=2000, blank=True)
     approval_required = models.BooleanField(default=False)
+    allow_binary = models.BooleanField(
+        default=False, help_text="The Builder may write files with binary content (NUL bytes)"
+    )
     escalation_policy = models.JSONField(null=True, blank=True)
     max_attempts = models.PositiveIntegerField()
     token_cap = models.PositiveBigIntegerField(null=True, blank=True)

@@ -225,6 +225,10 @@ def _spec(run: Run, phase: Phase) -> PhaseSpec:
         read_only_context=tuple((c["path"], c.get("reason", "")) for c in phase.read_only_context),
         deliverables=tuple(phase.deliverables),
         acceptance_criteria=tuple(phase.acceptance_criteria),
+        allow_binary=phase.allow_binary,
+        withheld=()
+        if run.project.send_secret_files
+        else tuple(configuration.governance().secret_files),
     )
 
 
@@ -296,5 +300,7 @@ def _limits(config: ModelsConfig) -> Limits:
         ),
         context_chars=config.builder.context_chars,
         fuzzy_threshold=config.builder.fuzzy_match_threshold,
+        max_file_bytes=config.builder.max_file_bytes,
+        max_change_bytes=config.builder.max_change_bytes,
         auditor_max_tokens=config.auditor.max_output_tokens,
     )

@@ -30,6 +30,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "test_command",
             "setup_command",
             "dependency_resolution",
+            "send_secret_files",
             "created_at",
         ]
         read_only_fields = ["id", "name", "repository", "created_at"]
@@ -124,6 +125,7 @@ class PhaseSerializer(serializers.ModelSerializer):
             "tokens_used",
             "cost_usd",
             "approval_required",
+            "allow_binary",
             "escalation_policy",
             "max_attempts",
             "state",
@@ -149,7 +151,12 @@ class RunSummarySerializer(serializers.ModelSerializer):
         help_text="user: the failure code says what to change; application: a bug in "
         "Autopack (please report it)",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who created the run; null for runs created from the command line",
+    )
 
     class Meta:
         model = Run
@@ -227,13 +234,6 @@ class RunEventSerializer(serializers.ModelSerializer):
         fields = ["id", "created_at", "kind", "payload"]
 
 
-class ConfigErrorSerializer(serializers.Serializer):
-    path = serializers.CharField(
-        help_text="JSON path of the bad field, e.g. tiers[0].phases[1].complexity"
-    )
-    message = serializers.CharField()
-
-
 class ResumeSerializer(serializers.Serializer):
     token_cap = serializers.IntegerField(min_value=1, required=False)
     cost_cap = serializers.DecimalField(
@@ -255,8 +255,12 @@ class ResumeSerializer(serializers.Serializer):
 
 
 class IssueSerializer(serializers.ModelSerializer):
-    run_id = serializers.CharField(source="run.run_id", default=None, read_only=True)
-    phase_id = serializers.CharField(source="phase.phase_id", default=None, read_only=True)
+    run_id = serializers.CharField(
+        source="run.run_id", default=None, read_only=True, allow_null=True
+    )
+    phase_id = serializers.CharField(
+        source="phase.phase_id", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Issue
@@ -276,8 +280,12 @@ class IssueSerializer(serializers.ModelSerializer):
 
 
 class LlmCallSerializer(serializers.ModelSerializer):
-    phase_id = serializers.CharField(source="phase.phase_id", default=None, read_only=True)
-    attempt = serializers.IntegerField(source="attempt.number", default=None, read_only=True)
+    phase_id = serializers.CharField(
+        source="phase.phase_id", default=None, read_only=True, allow_null=True
+    )
+    attempt = serializers.IntegerField(
+        source="attempt.number", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LlmCall

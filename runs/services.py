@@ -214,6 +214,7 @@ def _store_plan(
                 test_command=phase.test_command,
                 setup_command=phase.setup_command,
                 approval_required=phase.approval_required,
+                allow_binary=phase.allow_binary,
                 escalation_policy=phase.escalation_policy,
                 max_attempts=phase.max_attempts or run.max_attempts_per_phase,
                 token_cap=phase.token_cap,

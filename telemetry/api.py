@@ -6,12 +6,13 @@ import csv
 import io
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from autopack_site.api import choice_params
+from autopack_site.api import FormatChoice, choice_params
 from runs import access
 from telemetry.models import LlmCall
 from telemetry.usage import GROUPS, PERIODS, usage
@@ -40,14 +41,40 @@ class UsageCSVRenderer(BaseRenderer):
             writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
             writer.writeheader()
             writer.writerows(data["results"])
-        else:  # an error: one line per problem
-            for key, value in (data or {}).items():
-                buffer.write(f"{key},{value}\n")
+        elif isinstance(data, dict) and "errors" in data:  # a 400: one line per problem
+            writer = csv.DictWriter(buffer, fieldnames=["path", "message"])
+            writer.writeheader()
+            writer.writerows(data["errors"])
+        else:  # another error: {"detail": ...}
+            csv.writer(buffer).writerows((data or {}).items())
         return buffer.getvalue().encode()
+
+
+class UsageRowSerializer(serializers.Serializer):
+    period_start = serializers.DateField()
+    group = serializers.CharField(help_text="provider/model, role, project name or run_id")
+    calls = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField(allow_null=True)
+    completion_tokens = serializers.IntegerField(allow_null=True)
+    total_tokens = serializers.IntegerField(allow_null=True)
+    cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=6, allow_null=True, help_text="Known cost of priced calls"
+    )
+    charged_cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=6, allow_null=True, help_text="Counted against cost caps"
+    )
+    unpriced_calls = serializers.IntegerField()
+
+
+class UsageSerializer(serializers.Serializer):
+    period = serializers.ChoiceField(choices=list(PERIODS))
+    group_by = serializers.ChoiceField(choices=list(GROUPS))
+    results = UsageRowSerializer(many=True)
 
 
 class UsageView(APIView):
     renderer_classes = [JSONRenderer, UsageCSVRenderer]
+    content_negotiation_class = FormatChoice
 
     @extend_schema(
         parameters=[
@@ -56,7 +83,8 @@ class UsageView(APIView):
             OpenApiParameter("run", str, description="Only this run_id"),
             OpenApiParameter("project", str, description="Only this project name"),
             OpenApiParameter("format", str, enum=["json", "csv"], default="json"),
-        ]
+        ],
+        responses={(200, "application/json"): UsageSerializer, (200, "text/csv"): str},
     )
     def get(self, request: Request) -> Response:
         period, group_by = choice_params(

@@ -7,7 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from runs.engine.attempt import AttemptDeps, run_attempt
+from runs.engine.attempt import AttemptDeps, Limits, run_attempt
 from runs.engine.budget import Allowance, Budget
 from runs.engine.edits import edit_format
 from runs.engine.llm import LLMCaller
@@ -40,10 +40,14 @@ def scripted_attempt(
     scope: tuple[str, ...],
     criteria: tuple[str, ...] = (),
     number: int = 1,
+    fmt: str = "search_replace",
+    limits: Limits | None = None,
+    allow_binary: bool = False,
+    recorder: QuietRecorder | None = None,
 ) -> AttemptResult:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as script:
         json.dump({"builder": [reply]}, script)
-    recorder = QuietRecorder()
+    recorder = recorder or QuietRecorder()
     spec = PhaseSpec(
         run_id="r",
         phase_id="change",
@@ -54,15 +58,17 @@ def scripted_attempt(
         complexity="low",
         scope_paths=scope,
         acceptance_criteria=criteria,
+        allow_binary=allow_binary,
     )
     deps = AttemptDeps(
         llm=LLMCaller(
             {}, Budget([Allowance("run")]), recorder, ScriptedProvider(Path(script.name))
         ),
         workspace=workspace,
-        edit_format=edit_format("search_replace"),
+        edit_format=edit_format(fmt),
         gates=gates,
         recorder=recorder,
+        limits=limits or Limits(),
     )
     try:
         return run_attempt(AttemptPlan(spec, number, "scripted/builder", None), deps)

@@ -20,6 +20,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     output_tokens: int | None = None  # bill this many output tokens instead of the text's
+    raw: bytes | None = None  # send these bytes as the 200 body instead of a well-formed reply
 
 
 @dataclass
@@ -104,6 +105,8 @@ class FakeLLM:
                 time.sleep(reply.delay)
                 if reply.status != 200:
                     return self._error(api, reply.status, f"fake {reply.status} error")
+                if reply.raw is not None:
+                    return self._send_bytes(200, reply.raw)
                 prompt_chars = len(system) + len(seen.prompt)
                 # Like a real provider, never bill more output than the request allowed.
                 output = min(
@@ -165,7 +168,9 @@ class FakeLLM:
                 self._send(status, payload, {"retry-after-ms": "5"})
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode(), headers)
+
+            def _send_bytes(self, status: int, data: bytes, headers: dict | None = None) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -343,7 +343,8 @@ def test_a_run_refuses_to_start_without_a_required_sandbox(
     run = drive(start(config(repo, [phase("x", 0, ["inventory/"])])))
 
     assert (run.state, run.failure_code) == (RunState.DONE_FAILED, "configuration")
-    assert "AUTOPACK_REQUIRE_SANDBOX is set but bubblewrap" in run.failure_reason
+    assert "must run in a sandbox, but bubblewrap" in run.failure_reason
+    assert "AUTOPACK_REQUIRE_SANDBOX=false" in run.failure_reason
 
 
 def test_secrets_never_reach_stored_prompts_outputs_or_events(governance, fake_llm, repo):

@@ -63,3 +63,32 @@ def test_repo_field_is_an_alternative_to_workspace():
 def test_workspace_and_repo_must_agree():
     with pytest.raises(ConfigError, match="`workspace` and `repo` differ"):
         parse_run_config(_config(repo="/elsewhere"))
+
+
+def test_text_the_database_cannot_store_is_refused_by_path():
+    config = _config(goal="ship \0 it")
+    config["tiers"][0]["phases"][0]["scope"]["paths"] = ["notes/\0"]
+    config["tiers"][0]["phases"][0]["extra\0"] = 1
+    config["tiers"][1]["phases"][0]["task_name"] = "half a pair \ud800"
+
+    with pytest.raises(ConfigError) as nul:
+        parse_run_config(config)
+    config["goal"] = "ship it"
+    config["tiers"][0]["phases"][0]["scope"]["paths"] = ["notes/"]
+    del config["tiers"][0]["phases"][0]["extra\0"]
+    with pytest.raises(ConfigError) as surrogate:
+        parse_run_config(config)
+
+    assert {error["path"] for error in nul.value.errors} == {
+        "goal",
+        "tiers[0].phases[0].scope.paths[0]",
+        "tiers[0].phases[0].extra\\x00",
+    }
+    assert all("NUL character" in error["message"] for error in nul.value.errors)
+    assert surrogate.value.errors == [
+        {
+            "path": "tiers[1].phases[0].task_name",
+            "message": "Input should be a valid string, unable to parse raw data as a unicode "
+            "string",
+        }
+    ]

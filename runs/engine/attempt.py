@@ -4,8 +4,10 @@ to the last savepoint and says what the next attempt must fix."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from runs.engine.auditor import VerdictError, parse_verdict
 from runs.engine.context import build_context
@@ -20,8 +22,10 @@ from runs.engine.outcomes import (
     AttemptResult,
     AuditorRejection,
     AuditorUnreadable,
+    FormatError,
     GateFailure,
     Outcome,
+    PolicyViolation,
     RunStopped,
     TruncatedOutput,
 )
@@ -38,6 +42,8 @@ from runs.engine.protocols import (
 from runs.engine.spec import AttemptPlan, title
 from runs.engine.workspace import GitWorkspace
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -46,6 +52,8 @@ class Limits:
     context_chars: int = 120_000
     fuzzy_threshold: float | None = 0.95
     auditor_max_tokens: int = 2048
+    max_file_bytes: int = 1_000_000
+    max_change_bytes: int = 2_000_000
 
 
 @dataclass
@@ -101,13 +109,25 @@ def _guarded(
         raise
 
 
-def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
-    reply = _builder_reply(plan, deps, result)
-    edits = deps.edit_format.parse(reply)
+def _policy(plan: AttemptPlan, deps: AttemptDeps) -> PathPolicy:
     spec = plan.spec
-    policy = PathPolicy(
+    return PathPolicy(
         deps.workspace.root, spec.scope_paths, tuple(path for path, _ in spec.read_only_context)
     )
+
+
+def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
+    reply = _builder_reply(plan, deps, result)
+    if bad := _SURROGATE.search(reply):
+        line = reply.count("\n", 0, bad.start()) + 1
+        raise FormatError(
+            f"the Builder's reply is not valid Unicode (lone surrogate "
+            f"U+{ord(bad.group()):04X} on line {line}); nothing from it was applied",
+            "Your previous reply contained characters that are not valid Unicode, so none of "
+            "it was applied. Send the edits again as plain UTF-8 text.",
+        )
+    edits = deps.edit_format.parse(reply)
+    policy = _policy(plan, deps)
     checked = [replace(edit, path=policy.check(edit.path)) for edit in edits]
     proposal = _propose(checked, deps, reply)
     result.diff = proposal.diff
@@ -144,6 +164,7 @@ def _applied(
     plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult, method: str, blocks: int
 ) -> None:
     result.diff = deps.workspace.diff(result.changed_files)
+    _check_written(plan, deps, result)
     deps.recorder.event(
         "apply_result",
         phase_id=plan.spec.phase_id,
@@ -152,6 +173,52 @@ def _applied(
         blocks=blocks,
         method=method,
     )
+
+
+def _check_written(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
+    """What reached the worktree, within the limits: no symlink out of it or into git
+    metadata, no file grown beyond `max_file_bytes`, no binary content unless the phase
+    allows it, no more than `max_change_bytes` added in all."""
+    _policy(plan, deps).check_links(result.changed_files)
+    limits, root = deps.limits, deps.workspace.root
+    before = deps.workspace.sizes_at_head(result.changed_files)
+    for path in result.changed_files:
+        file = root / path
+        if file.is_symlink() or not file.is_file():
+            continue
+        size = file.stat().st_size
+        if size > limits.max_file_bytes and size > before.get(path, 0):
+            raise PolicyViolation(
+                path,
+                f"would be {size} bytes, over the limit of {limits.max_file_bytes} bytes for "
+                "one file (builder.max_file_bytes in the model config)",
+            )
+        if not plan.spec.allow_binary and _is_binary(file):
+            raise PolicyViolation(
+                path,
+                "has binary content (NUL bytes), and this phase does not allow binary files "
+                "(allow_binary in the phase config)",
+            )
+    # Each added line's bytes, its "+" standing for its newline.
+    added = sum(
+        len(line.encode())
+        for line in result.diff.split("\n")
+        if line.startswith("+") and not line.startswith("+++ ")
+    )
+    if added > limits.max_change_bytes:
+        raise PolicyViolation(
+            ", ".join(result.changed_files[:5]),
+            f"the change adds {added} bytes, over the limit of {limits.max_change_bytes} "
+            "bytes for one attempt (builder.max_change_bytes in the model config)",
+        )
+
+
+def _is_binary(file: Path) -> bool:
+    with file.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if b"\0" in chunk:
+                return True
+    return False
 
 
 def _verify(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
@@ -174,6 +241,7 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) 
         attempt=plan.number,
         included=context.included,
         omitted=context.omitted,
+        withheld=context.withheld,
     )
     system = BUILDER_SYSTEM.format(format_instructions=deps.edit_format.instructions())
     messages = builder_messages(plan, context)

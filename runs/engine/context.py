@@ -1,15 +1,16 @@
 """What the Builder sees: the files in its scope and its read-only context, within a
-character budget. Files that do not fit are named, so the model knows they exist."""
+character budget. Files that do not fit are named, so the model knows they exist; so are
+files that look like secrets, whose content is never sent."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
+from governance.policy import matches
 from runs.engine.policy import _normalise_scope, _within
 from runs.engine.spec import PhaseSpec
+from runs.engine.workspace import list_files
 
 MAX_FILE_CHARS = 60_000
 
@@ -18,6 +19,7 @@ MAX_FILE_CHARS = 60_000
 class Context:
     files: list[tuple[str, str, str]] = field(default_factory=list)  # path, note, content
     omitted: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)  # secrets by the project's policy
 
     @property
     def included(self) -> list[str]:
@@ -25,9 +27,7 @@ class Context:
 
 
 def _repository_files(root: Path) -> list[str]:
-    repo = git.Repo(root)
-    listed = repo.git.ls_files("--cached", "--others", "--exclude-standard", "-z")
-    return sorted({path for path in listed.split("\0") if path})
+    return sorted(set(list_files(root)))
 
 
 def _readable(root: Path, path: str) -> str | None:
@@ -57,6 +57,9 @@ def build_context(root: Path, spec: PhaseSpec, budget_chars: int) -> Context:
         if path in seen:
             continue
         seen.add(path)
+        if any(matches(path, pattern) for pattern in spec.withheld):
+            context.withheld.append(path)
+            continue
         text = _readable(root, path)
         if text is None:
             continue

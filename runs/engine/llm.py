@@ -20,6 +20,9 @@ from runs.engine.providers import REGISTRY
 BYTES_PER_TOKEN = 3
 MESSAGE_OVERHEAD = 16
 COUNT_MARGIN = 1.05
+# No tokenizer writes this many characters per output token on average: a longer reply
+# did not come from the model asked (a broken or hostile server) and is refused.
+MAX_REPLY_CHARS_PER_TOKEN = 32
 
 
 def estimate_prompt_tokens(request: LLMRequest) -> int:
@@ -114,6 +117,17 @@ class LLMCaller:
         except ProviderError as exc:
             self._record(model_id, provider, request, None, exc, started, prompt_tokens, billed)
             raise
+        limit = request.max_tokens * MAX_REPLY_CHARS_PER_TOKEN
+        if len(response.text) > limit:
+            error = ProviderError(
+                f"{provider.name} returned a reply of {len(response.text)} characters for at "
+                f"most {request.max_tokens} output tokens (limit {limit}); it was refused"
+            )
+            dropped = replace(response, text="")
+            self._record(
+                model_id, provider, request, dropped, error, started, prompt_tokens, billed
+            )
+            raise error
         self._record(model_id, provider, request, response, None, started, prompt_tokens, billed)
         return response
 

@@ -1,8 +1,10 @@
-"""Which paths a phase may write. Checked before anything reaches disk."""
+"""Which paths a phase may write. Checked before anything reaches disk, and again for
+the symlinks a change created once it is on disk."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,10 +29,16 @@ class PathPolicy:
     read_only: tuple[str, ...] = ()
 
     def check(self, raw: str) -> str:
-        """Return the normalised relative path, or raise PolicyViolation naming the rule."""
+        """Return the normalised relative path, or raise PolicyViolation naming the rule.
+        A path that goes through symlinks is judged where it really leads as well."""
         path = raw.strip().replace("\\", "/")
         if not path:
             raise PolicyViolation(raw, "empty path")
+        if control := next((c for c in path if ord(c) < 32 or ord(c) == 127), None):
+            raise PolicyViolation(
+                raw.encode("unicode_escape").decode(),
+                f"contains the control character {control!r}; paths are plain file names",
+            )
         if (
             path.startswith("/")
             or PurePosixPath(path).is_absolute()
@@ -45,22 +53,45 @@ class PathPolicy:
         if ".git" in parts:
             raise PolicyViolation(raw, "nothing under .git/ may be written")
         relative = "/".join(parts)
-        self._check_symlinks(raw, parts)
+        self._check_rules(raw, relative, "")
+        if (self.root / relative).is_dir():
+            raise PolicyViolation(raw, "is a directory; edits name the files inside it")
+        real = self._real(raw, relative)
+        if real != relative:
+            self._check_rules(raw, real, f"leads through a symlink to {real}, which is ")
+        return relative
+
+    def check_links(self, paths: Iterable[str]) -> None:
+        """After a change is on disk: none of its paths may be a symlink leading out of the
+        worktree or into git metadata (a diff can create one)."""
+        for path in paths:
+            if (self.root / path).is_symlink():
+                target = os.readlink(self.root / path)
+                self._real(path, path, f"is a symlink to {target}, which ")
+
+    def _check_rules(self, raw: str, relative: str, via: str) -> None:
         for entry in self.read_only:
             if _within(relative, _normalise_scope(entry)):
-                raise PolicyViolation(raw, f"read-only context ({entry}) may be read, not written")
+                raise PolicyViolation(
+                    raw, f"{via}read-only context ({entry}) may be read, not written"
+                )
         scope = [_normalise_scope(entry) for entry in self.scope]
         if not any(_within(relative, entry) for entry in scope):
             allowed = ", ".join(self.scope) or "(none)"
-            raise PolicyViolation(raw, f"outside the phase's scope (allowed paths: {allowed})")
-        return relative
+            raise PolicyViolation(
+                raw, f"{via or 'is '}outside the phase's scope (allowed paths: {allowed})"
+            )
 
-    def _check_symlinks(self, raw: str, parts: list[str]) -> None:
+    def _real(self, raw: str, relative: str, how: str = "goes through a symlink that ") -> str:
+        """Where `relative` really leads, relative to the root; refused when that is
+        outside the worktree or inside git metadata."""
         root = os.path.realpath(self.root)
-        current = self.root
-        for part in parts:
-            current = current / part
-            if current.is_symlink():
-                target = os.path.realpath(current)
-                if target != root and not target.startswith(root + os.sep):
-                    raise PolicyViolation(raw, "goes through a symlink that leaves the worktree")
+        real = os.path.realpath(os.path.join(root, relative))
+        if real == root:
+            return ""
+        if not real.startswith(root + os.sep):
+            raise PolicyViolation(raw, how + "leaves the worktree")
+        inside = os.path.relpath(real, root).replace(os.sep, "/")
+        if ".git" in inside.split("/"):
+            raise PolicyViolation(raw, how + "leads into git metadata")
+        return inside

@@ -49,6 +49,11 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
         parts.append(
             "# Files not shown (too large for the context budget)\n" + _bullets(context.omitted)
         )
+    if context.withheld:
+        parts.append(
+            "# Files not shown (they look like secrets; the project does not send them to "
+            "model providers)\n" + _bullets(context.withheld)
+        )
     if plan.feedback:
         parts.append(
             f"# Your previous attempt failed (attempt {plan.number - 1})\n"

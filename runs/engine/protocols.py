@@ -32,6 +32,22 @@ class LLMResponse:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        """A reply of another shape (a provider's bug, a hostile server) is refused here,
+        before anything counts or stores it."""
+        if not isinstance(self.text, str) or not isinstance(self.stop_reason, str):
+            raise TypeError("the reply's text and stop reason must be strings")
+        for name in (
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+        ):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or value < 0):
+                raise TypeError(f"{name} must be a count, not {value!r}")
+
 
 class LLMProvider(Protocol):
     """Optional capabilities, as attributes: `bills_tokens` (default True) and a

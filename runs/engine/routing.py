@@ -77,6 +77,8 @@ class BuilderSettings(_Strict):
     max_output_tokens_limit: int = Field(default=32000, ge=256)
     context_chars: int = Field(default=120_000, ge=1000)
     fuzzy_match_threshold: float | None = Field(default=0.95, gt=0.5, le=1.0)
+    max_file_bytes: int = Field(default=1_000_000, ge=1)
+    max_change_bytes: int = Field(default=2_000_000, ge=1)
 
 
 class AuditorSettings(_Strict):

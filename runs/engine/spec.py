@@ -26,6 +26,9 @@ class PhaseSpec:
     read_only_context: tuple[tuple[str, str], ...] = ()  # (path, reason)
     deliverables: tuple[str, ...] = ()
     acceptance_criteria: tuple[str, ...] = ()
+    allow_binary: bool = False
+    # Files matching these patterns are not sent to the model (they look like secrets).
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

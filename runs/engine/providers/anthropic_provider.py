@@ -4,7 +4,7 @@ import anthropic
 
 from runs.engine.outcomes import ProviderError
 from runs.engine.protocols import LLMRequest, LLMResponse
-from runs.engine.providers.errors import provider_message
+from runs.engine.providers.errors import UNREADABLE, provider_message, unreadable
 
 
 class AnthropicProvider:
@@ -41,6 +41,7 @@ class AnthropicProvider:
                 system=request.system,
                 messages=request.messages,
             )
+            return _response(message)
         except anthropic.APIStatusError as exc:
             message = provider_message(exc.body, exc.message)
             raise ProviderError(
@@ -48,20 +49,25 @@ class AnthropicProvider:
             ) from None
         except anthropic.APIError as exc:
             raise ProviderError(f"Anthropic API error: {exc.message}") from None
-        text = "".join(block.text for block in message.content if block.type == "text")
-        usage = message.usage
-        cache_read = usage.cache_read_input_tokens
-        cache_write = usage.cache_creation_input_tokens
-        # Anthropic reports input (uncached), cache reads, cache writes and output apart;
-        # the total is their sum, which is what a token cap has to count.
-        total = usage.input_tokens + usage.output_tokens + (cache_read or 0) + (cache_write or 0)
-        return LLMResponse(
-            text=text,
-            stop_reason=message.stop_reason or "",
-            truncated=message.stop_reason == "max_tokens",
-            prompt_tokens=usage.input_tokens,
-            completion_tokens=usage.output_tokens,
-            total_tokens=total,
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-        )
+        except UNREADABLE as exc:
+            raise unreadable("Anthropic", exc) from None
+
+
+def _response(message) -> LLMResponse:
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = message.usage
+    cache_read = usage.cache_read_input_tokens
+    cache_write = usage.cache_creation_input_tokens
+    # Anthropic reports input (uncached), cache reads, cache writes and output apart;
+    # the total is their sum, which is what a token cap has to count.
+    total = usage.input_tokens + usage.output_tokens + (cache_read or 0) + (cache_write or 0)
+    return LLMResponse(
+        text=text,
+        stop_reason=message.stop_reason or "",
+        truncated=message.stop_reason == "max_tokens",
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        total_tokens=total,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )

@@ -4,7 +4,7 @@ import openai
 
 from runs.engine.outcomes import ProviderError
 from runs.engine.protocols import LLMRequest, LLMResponse
-from runs.engine.providers.errors import provider_message
+from runs.engine.providers.errors import UNREADABLE, provider_message, unreadable
 
 
 class OpenAIProvider:
@@ -33,6 +33,9 @@ class OpenAIProvider:
             completion = self.client.chat.completions.create(
                 model=request.model, messages=messages, **{self.limit_field: request.max_tokens}
             )
+            if not completion.choices:
+                raise ProviderError("OpenAI API returned no choices")
+            return _response(completion)
         except openai.APIStatusError as exc:
             message = provider_message(exc.body, exc.message)
             raise ProviderError(
@@ -40,17 +43,20 @@ class OpenAIProvider:
             ) from None
         except openai.APIError as exc:
             raise ProviderError(f"OpenAI API error: {exc.message}") from None
-        if not completion.choices:
-            raise ProviderError("OpenAI API returned no choices")
-        choice = completion.choices[0]
-        usage = completion.usage
-        details = getattr(usage, "prompt_tokens_details", None) if usage else None
-        return LLMResponse(
-            text=choice.message.content or "",
-            stop_reason=choice.finish_reason or "",
-            truncated=choice.finish_reason == "length",
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            total_tokens=usage.total_tokens if usage else None,
-            cache_read_tokens=getattr(details, "cached_tokens", None) if details else None,
-        )
+        except UNREADABLE as exc:
+            raise unreadable("OpenAI", exc) from None
+
+
+def _response(completion) -> LLMResponse:
+    choice = completion.choices[0]
+    usage = completion.usage
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return LLMResponse(
+        text=choice.message.content or "",
+        stop_reason=choice.finish_reason or "",
+        truncated=choice.finish_reason == "length",
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        total_tokens=usage.total_tokens if usage else None,
+        cache_read_tokens=getattr(details, "cached_tokens", None) if details else None,
+    )

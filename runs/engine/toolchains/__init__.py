@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from runs.engine.toolchains.go import GoToolchain
 from runs.engine.toolchains.node import NodeToolchain
 from runs.engine.toolchains.python import PythonToolchain
 from runs.engine.toolchains.rust import RustToolchain
+from runs.engine.workspace import list_files
 
 __all__ = ["Environment", "EnvironmentCache", "SetupFailed", "SetupOptions", "detect", "prepare"]
 
@@ -117,13 +117,8 @@ def detect(root: Path, setup_command: str = "", prefer: str = "") -> Toolchain |
 
 
 def _files(root: Path) -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-    )
-    if listed.returncode == 0:
-        return listed.stdout.decode("utf-8", "surrogateescape").split("\0")
+    if os.path.lexists(root / ".git"):
+        return list_files(root)
     return [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
 
 
@@ -195,16 +190,10 @@ def _attach(
 def _snapshot(worktree: Path, parent: Path, skip: tuple[str, ...]) -> Iterator[Path]:
     """A copy of the worktree's files (tracked and new, not ignored) to build from, so
     installers neither write into the worktree nor see build leftovers."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=worktree,
-        capture_output=True,
-        check=True,
-    ).stdout.decode("utf-8", "surrogateescape")
     folder = parent / f"source-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     try:
-        for relative in filter(None, listed.split("\0")):
+        for relative in list_files(worktree):
             source, target = worktree / relative, folder / relative
             if relative in skip or not (source.is_file() or source.is_symlink()):
                 continue

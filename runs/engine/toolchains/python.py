@@ -10,7 +10,6 @@ the dependencies but each imports its own code.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,6 +19,7 @@ from runs.engine.gates.tests import Runtime
 from runs.engine.toolchains.base import Installer, SetupOptions, remove_tree
 from runs.engine.toolchains.interpreters import Interpreter, choose
 from runs.engine.toolchains.python_plan import PythonPlan, lock_requirements, read_plan
+from runs.engine.workspace import run_git
 
 MARKERS = (
     "pyproject.toml",
@@ -244,12 +244,8 @@ def _wrap_scripts(env: Path, venv: Path) -> None:
 
 
 def _untracked(worktree: Path) -> set[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--others", "--exclude-standard", "--directory"],
-        cwd=worktree,
-        capture_output=True,
-        check=True,
-    ).stdout.decode("utf-8", "surrogateescape")
+    listed = run_git(worktree, "ls-files", "-z", "--others", "--exclude-standard", "--directory")
+    listed = listed.decode("utf-8", "surrogateescape")
     return {entry.rstrip("/") for entry in listed.split("\0") if entry}
 
 
