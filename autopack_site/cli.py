@@ -14,6 +14,8 @@ USAGE = """usage: autopack COMMAND [options]
   run FILE         execute a run config in the foreground (--detach queues it)
   demo             build the demo project with scripted replies
   check            validate the configuration files
+  apply REPLY      apply a model's reply to a repository as a run would, print
+                   the diff (no database needed; `autopack apply -h` for options)
   token USER       create or print USER's API token
   db status|stop   the embedded PostgreSQL under AUTOPACK_HOME
 
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2 or argv[1] in ("-h", "--help"):
         print(USAGE)
         return
+    if argv[1] == "apply":
+        from runs.engine.apply_reply import main as apply_reply
+
+        sys.exit(apply_reply(argv[2:]))
     if argv[1] == "db":
         # Without Django: loading the settings would start the very server asked about.
         sys.exit(database_command(argv[2:]))

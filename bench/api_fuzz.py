@@ -61,8 +61,6 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from tests.builds import config, phase  # noqa: E402
-
 CONFORMANCE = [
     not_a_server_error,
     status_code_conformance,
@@ -101,41 +99,11 @@ def make_world(repo: Path) -> tuple[str, dict[str, object]]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from governance.models import GovernanceRequest
-    from runs import services
-    from runs.models import Attempt, Phase, Project, ProjectMember, Run
-    from runs.states import AttemptState, PhaseState, RunState
+    from tests.builds import project_waiting_for_approval
 
     users = get_user_model().objects
     owner, viewer = users.create_user("fuzz-owner"), users.create_user("fuzz-viewer")
-    project = Project.objects.create(name="fuzz", repository=str(repo))
-    ProjectMember.objects.create(project=project, user=owner, role="owner")
-    ProjectMember.objects.create(project=project, user=viewer, role="viewer")
-    run = services.create_run(
-        config(repo, [phase("cart", 0, ["shop/"])], run_id="fuzz-run", project="fuzz"),
-        created_by=owner,
-        enqueue=False,
-    )
-    Run.objects.filter(pk=run.pk).update(state=RunState.AWAITING_APPROVAL)
-    phase_row = run.phases.get()
-    Phase.objects.filter(pk=phase_row.pk).update(state=PhaseState.AWAITING_APPROVAL)
-    attempt = Attempt.objects.create(
-        run=run, phase=phase_row, number=1, model="m", state=AttemptState.AWAITING_APPROVAL
-    )
-    request = GovernanceRequest.objects.create(
-        run=run,
-        phase=phase_row,
-        attempt=attempt,
-        kind="protected_path",
-        risk="high",
-        diff="",
-        paths=["Dockerfile"],
-        protected_paths=["Dockerfile"],
-        lines_added=1,
-        lines_removed=0,
-        base_commit="0" * 40,
-    )
-    project.issues.create(scope="project", signature="x", severity="low", title="flaky")
+    project, run, request = project_waiting_for_approval(repo, "fuzz", owner, viewer)
     values = {"run_id": run.run_id, "username": viewer.username}
     values |= {"project": project.pk, "request": request.pk}
     return Token.objects.create(user=owner).key, values

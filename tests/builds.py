@@ -67,10 +67,10 @@ def config(repo: Path, *tiers: list[dict], **extra) -> dict:
     }
 
 
-def start(data: dict, provider: str = ""):
+def start(data: dict, provider: str = "", created_by=None):
     from runs import services
 
-    return services.create_run(data, provider=provider, enqueue=False)
+    return services.create_run(data, provider=provider, created_by=created_by, enqueue=False)
 
 
 def drive(run, max_steps: int = 50):
@@ -106,3 +106,55 @@ def write_models(path: Path, **sections) -> Path:
     }
     path.write_text(json.dumps(data))  # JSON is YAML
     return path
+
+
+def awaiting_approval(run):
+    """Put `run` where a protected change of its first phase waits for a person; returns
+    the governance request."""
+    from governance.models import GovernanceRequest
+    from runs.models import Attempt, Phase, Run
+    from runs.states import AttemptState, PhaseState, RunState
+
+    Run.objects.filter(pk=run.pk).update(state=RunState.AWAITING_APPROVAL)
+    phase_row = run.phases.get()
+    Phase.objects.filter(pk=phase_row.pk).update(state=PhaseState.AWAITING_APPROVAL)
+    attempt = Attempt.objects.create(
+        run=run,
+        phase=phase_row,
+        number=1,
+        model="anthropic/claude-x",
+        state=AttemptState.AWAITING_APPROVAL,
+    )
+    return GovernanceRequest.objects.create(
+        run=run,
+        phase=phase_row,
+        attempt=attempt,
+        kind="protected_path",
+        risk="high",
+        diff="diff --git a/Dockerfile b/Dockerfile\n",
+        paths=["Dockerfile"],
+        protected_paths=["Dockerfile"],
+        lines_added=1,
+        lines_removed=0,
+        base_commit="0" * 40,
+    )
+
+
+def project_waiting_for_approval(repo: Path, name: str, owner, viewer):
+    """A project of `owner` (who may approve) and `viewer`, with a run whose protected
+    change waits for approval and an open issue: (project, run, request)."""
+    from django.contrib.auth.models import Permission
+
+    from runs.models import Project, ProjectMember
+
+    owner.user_permissions.add(Permission.objects.get(codename="approve_governancerequest"))
+    project = Project.objects.create(name=name, repository=str(repo))
+    ProjectMember.objects.create(project=project, user=owner, role="owner")
+    ProjectMember.objects.create(project=project, user=viewer, role="viewer")
+    run = start(
+        config(repo, [phase("cart", 0, ["shop/"])], run_id=f"{name}-run", project=name),
+        created_by=owner,
+    )
+    request = awaiting_approval(run)
+    project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
+    return project, run, request

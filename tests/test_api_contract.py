@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
@@ -23,9 +22,9 @@ from rest_framework.test import APIClient
 
 from governance.models import GovernanceRequest
 from runs import services
-from runs.models import Attempt, Phase, Project, ProjectMember, Run
-from runs.states import AttemptState, PhaseState, RunState
-from tests.builds import config, phase
+from runs.models import Run
+from runs.states import RunState
+from tests.builds import config, phase, project_waiting_for_approval
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -92,37 +91,9 @@ def world(tmp_path):
     may approve) and a viewer."""
     users = get_user_model().objects
     owner, viewer = users.create_user("owner"), users.create_user("viewer")
-    owner.user_permissions.add(Permission.objects.get(codename="approve_governancerequest"))
     repo = tmp_path / "shop"
     repo.mkdir()
-    project = Project.objects.create(name="shop", repository=str(repo))
-    ProjectMember.objects.create(project=project, user=owner, role="owner")
-    ProjectMember.objects.create(project=project, user=viewer, role="viewer")
-    run = services.create_run(
-        config(repo, [phase("cart", 0, ["shop/"])], run_id="shop-run", project="shop"),
-        created_by=owner,
-        enqueue=False,
-    )
-    Run.objects.filter(pk=run.pk).update(state=RunState.AWAITING_APPROVAL)
-    phase_row = run.phases.get()
-    Phase.objects.filter(pk=phase_row.pk).update(state=PhaseState.AWAITING_APPROVAL)
-    attempt = Attempt.objects.create(
-        run=run, phase=phase_row, number=1, model="m", state=AttemptState.AWAITING_APPROVAL
-    )
-    request = GovernanceRequest.objects.create(
-        run=run,
-        phase=phase_row,
-        attempt=attempt,
-        kind="protected_path",
-        risk="high",
-        diff="",
-        paths=["Dockerfile"],
-        protected_paths=["Dockerfile"],
-        lines_added=1,
-        lines_removed=0,
-        base_commit="0" * 40,
-    )
-    project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
+    project, run, request = project_waiting_for_approval(repo, "shop", owner, viewer)
     return {
         "owner": token_client(owner),
         "viewer": token_client(viewer),

@@ -125,7 +125,7 @@ def test_unified_diff_hunks_apply_through_the_matcher():
     assert changes["new.py"] == "NEW = True\n"
 
 
-def test_unified_diff_refuses_renames():
+def test_unified_diff_renames_move_the_content():
     reply = "--- a/old.py\n+++ b/new.py\n@@ -1 +1 @@\n-a\n+b\n"
-    with pytest.raises(FormatError, match="renames are not supported"):
-        edit_format("unified_diff").parse(reply)
+
+    assert apply(reply, {"old.py": "a\n"}, "unified_diff") == {"old.py": None, "new.py": "b\n"}

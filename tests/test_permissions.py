@@ -14,10 +14,9 @@ from django.test import Client
 
 from governance.models import GovernanceRequest
 from runs import services
-from runs.models import Attempt, Phase, Project, ProjectMember, Run
-from runs.states import AttemptState, PhaseState, RunState
+from runs.models import Project, ProjectMember, Run
 from telemetry.models import LlmCall
-from tests.builds import config, phase
+from tests.builds import awaiting_approval, config, phase
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +50,7 @@ def world(tmp_path):
         created_by=users["owner"],
         enqueue=False,
     )
-    _awaiting_approval(run)
+    awaiting_approval(run)
     LlmCall.objects.create(
         run=run,
         role="builder",
@@ -64,32 +63,6 @@ def world(tmp_path):
     )
     project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
     return {"users": users, "project": project, "run": run, "repo": repo}
-
-
-def _awaiting_approval(run: Run) -> GovernanceRequest:
-    Run.objects.filter(pk=run.pk).update(state=RunState.AWAITING_APPROVAL)
-    phase_row = run.phases.get()
-    Phase.objects.filter(pk=phase_row.pk).update(state=PhaseState.AWAITING_APPROVAL)
-    attempt = Attempt.objects.create(
-        run=run,
-        phase=phase_row,
-        number=1,
-        model="anthropic/claude-x",
-        state=AttemptState.AWAITING_APPROVAL,
-    )
-    return GovernanceRequest.objects.create(
-        run=run,
-        phase=phase_row,
-        attempt=attempt,
-        kind="protected_path",
-        risk="high",
-        diff="diff --git a/Dockerfile b/Dockerfile\n",
-        paths=["Dockerfile"],
-        protected_paths=["Dockerfile"],
-        lines_added=1,
-        lines_removed=0,
-        base_commit="0" * 40,
-    )
 
 
 def call(world, user: str, method: str, url: str, data=None):

@@ -128,7 +128,14 @@ def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
         )
     edits = deps.edit_format.parse(reply)
     policy = _policy(plan, deps)
-    checked = [replace(edit, path=policy.check(edit.path)) for edit in edits]
+    checked = [
+        replace(
+            edit,
+            path=policy.check(edit.path),
+            source=None if edit.source is None else policy.check(edit.source),
+        )
+        for edit in edits
+    ]
     proposal = _propose(checked, deps, reply)
     result.diff = proposal.diff
     if deps.governance is not None:

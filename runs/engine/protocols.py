@@ -68,6 +68,7 @@ class Edit:
     block: int  # 1-based position in the reply, for feedback
     delete: bool = False
     patch: str = ""  # unified diff of the whole file, when the reply was a diff
+    source: str | None = None  # a rename: start from this file's content
 
 
 class EditFormat(Protocol):

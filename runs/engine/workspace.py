@@ -145,6 +145,21 @@ def _clone_dir(url: str, repos: Path) -> Path:
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
+def write_files(root: Path, changes: dict[str, str | None]) -> None:
+    """New contents (None: delete) of paths under `root` the path policy has passed."""
+    real_root = os.path.realpath(root)
+    for path, content in changes.items():
+        target = root / path
+        # Defence in depth: the path policy has already passed every path.
+        if not os.path.realpath(target).startswith(real_root + os.sep):
+            raise ValueError(f"refusing to write outside the worktree: {path}")
+        if content is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+
+
 class GitWorkspace:
     def __init__(self, root: Path, common: Path | None = None) -> None:
         self.root = root
@@ -270,17 +285,7 @@ class GitWorkspace:
         return file.read_text(encoding="utf-8", errors="replace")
 
     def write(self, changes: dict[str, str | None]) -> None:
-        root = os.path.realpath(self.root)
-        for path, content in changes.items():
-            target = self.root / path
-            # Defence in depth: the path policy has already passed every path.
-            if not os.path.realpath(target).startswith(root + os.sep):
-                raise ValueError(f"refusing to write outside the worktree: {path}")
-            if content is None:
-                target.unlink(missing_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
+        write_files(self.root, changes)
 
     def git_apply(self, patch: str) -> bool:
         """Apply a unified diff with git (atomic: all hunks or none); three-way when the
@@ -306,12 +311,22 @@ class GitWorkspace:
     def diff(self, paths: list[str]) -> str:
         if not paths:
             return ""
-        self.git.add("-A", "--", *paths)
+        self._stage(paths)
         return self.git.diff("--cached", "--no-color", "--no-ext-diff", "--no-textconv")
+
+    def _stage(self, paths: list[str]) -> None:
+        """Stage `paths` as they are now: files that are gone are removed from the index
+        (once staged, git no longer knows a deleted path by name)."""
+        present = [path for path in paths if os.path.lexists(self.root / path)]
+        gone = [path for path in paths if path not in present]
+        if present:
+            self.git.add("-A", "--", *present)
+        if gone:
+            self.git.rm("-q", "-r", "--cached", "--ignore-unmatch", "--", *gone)
 
     def savepoint(self, message: str, paths: list[str]) -> str:
         if paths:
-            self.git.add("-A", "--", *paths)
+            self._stage(paths)
         self.git.execute(
             [
                 "git",

@@ -8,9 +8,11 @@ import re
 from runs.engine.outcomes import FormatError
 from runs.engine.protocols import Edit
 
-HEAD = re.compile(r"^<{5,9} SEARCH\s*$")
-DIVIDER = re.compile(r"^={5,9}\s*$")
-TAIL = re.compile(r"^>{5,9} REPLACE\s*$")
+# Markers are recognised by their exact form at the start of a line: a reStructuredText
+# underline of `=` in a docstring is text, not a divider.
+HEAD = re.compile(r"^<<<<<<< SEARCH\s*$")
+DIVIDER = re.compile(r"^=======\s*$")
+TAIL = re.compile(r"^>>>>>>> REPLACE\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 INSTRUCTIONS = """\
@@ -53,7 +55,7 @@ def _path_before(lines: list[str], index: int) -> str | None:
         i -= 1
         while i >= 0 and not lines[i].strip():
             i -= 1
-    if i < 0 or FENCE.match(lines[i]) or TAIL.match(lines[i].strip()):
+    if i < 0 or FENCE.match(lines[i]) or TAIL.match(lines[i]):
         return None
     return path_from_line(lines[i])
 
@@ -66,11 +68,19 @@ class SearchReplaceFormat:
 
     def parse(self, text: str) -> list[Edit]:
         lines = text.splitlines(keepends=True)
+        for number, line in enumerate(lines, 1):
+            if (HEAD.match(line.strip()) and not HEAD.match(line)) or (
+                TAIL.match(line.strip()) and not TAIL.match(line)
+            ):
+                raise FormatError(
+                    f"Line {number} of the reply, {line.strip()!r}, is indented: the markers "
+                    "<<<<<<< SEARCH, ======= and >>>>>>> REPLACE must start their lines."
+                )
         edits: list[Edit] = []
         path: str | None = None
         i = 0
         while i < len(lines):
-            if not HEAD.match(lines[i].strip()):
+            if not HEAD.match(lines[i]):
                 i += 1
                 continue
             number = len(edits) + 1
@@ -97,12 +107,11 @@ class SearchReplaceFormat:
         lines: list[str], start: int, end: re.Pattern, number: int, path: str, marker: str
     ) -> tuple[str, int]:
         i = start
-        while i < len(lines) and not end.match(lines[i].strip()):
-            stripped = lines[i].strip()
-            if HEAD.match(stripped) or (end is TAIL and DIVIDER.match(stripped)):
+        while i < len(lines) and not end.match(lines[i]):
+            if HEAD.match(lines[i]) or (end is TAIL and DIVIDER.match(lines[i])):
                 break
             i += 1
-        if i >= len(lines) or not end.match(lines[i].strip()):
+        if i >= len(lines) or not end.match(lines[i]):
             raise FormatError(
                 f"Block {number} ({path}): expected a '{marker}' line before "
                 f"{'the reply ended' if i >= len(lines) else repr(lines[i].strip())}."
