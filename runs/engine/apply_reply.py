@@ -85,5 +85,5 @@ def main(argv: list[str]) -> int:
         print("The reply changes nothing.", file=sys.stderr)
     elif not args.dry_run:
         write_files(root, changes)
-        print(f"Applied to {len(changes)} file(s) in {root}.", file=sys.stderr)
+        print(f"Applied to {len(changes)} file(s) in {root.resolve()}", file=sys.stderr)
     return 0
