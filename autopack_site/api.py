@@ -12,6 +12,8 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 
+from autopack_site.text import join_path
+
 
 def choice_param(request: Request, name: str, choices: list[str]) -> str | None:
     """The query parameter `name`, which must be one of `choices` (case-insensitive for
@@ -106,10 +108,6 @@ def errors(detail: object, path: str = "") -> list[dict[str, str]]:
             return [{"path": path or "(body)", "message": str(item)} for item in detail]
         return [error for i, item in enumerate(detail) for error in errors(item, f"{path}[{i}]")]
     return [{"path": path or "(body)", "message": str(detail)}]
-
-
-def join_path(path: str, key: object) -> str:
-    return f"{path}.{key}" if path else str(key)
 
 
 def exception_handler(exc: Exception, context: dict):

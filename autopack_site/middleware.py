@@ -17,7 +17,6 @@ meant for browsers.
 from __future__ import annotations
 
 import json
-from collections import deque
 from urllib.parse import unquote_to_bytes
 
 from django.core.exceptions import SuspiciousOperation
@@ -26,12 +25,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import Resolver404, resolve
 from django.utils.deprecation import MiddlewareMixin
 
-from autopack_site.api import join_path
+from autopack_site.text import Problem, data_problems, shown, text_issue
 
 API_PREFIX = "/api/"
-NUL = "\x00"
-
-Problem = tuple[str, str]
 
 
 class RejectUnstorableText(MiddlewareMixin):
@@ -94,25 +90,6 @@ def body_problems(request: HttpRequest) -> list[Problem]:
     return []
 
 
-def text_issue(text: str) -> str | None:
-    """What makes `text` unstorable, or None."""
-    if NUL in text:
-        return "contains a NUL character (\\x00), which cannot be stored; remove it"
-    try:
-        text.encode()
-    except UnicodeEncodeError as exc:
-        return (
-            f"contains {ascii(text[exc.start])}, half of a UTF-16 surrogate pair, which is "
-            "not valid Unicode; send whole characters"
-        )
-    return None
-
-
-def shown(name: str) -> str:
-    """`name` with NUL and lone surrogates escaped, safe to echo in an error."""
-    return name.replace(NUL, "\\x00").encode("utf-8", "backslashreplace").decode()
-
-
 def path_problems(request: HttpRequest) -> list[Problem]:
     """Values taken from the URL path, named as the URL pattern names them. A path that
     matches no pattern is a 404 that reaches no view."""
@@ -148,26 +125,11 @@ def urlencoded_problems(data: bytes) -> list[Problem]:
 
 
 def json_problems(body: bytes) -> list[Problem]:
-    """Every string and key of a JSON body, each named by its path (`tiers[0].name`).
-    A body that does not parse is left to the view's parser to report."""
+    """Every string and key of a JSON body. A body that does not parse is left to the
+    view's parser to report."""
     try:
-        data = json.loads(body)
+        return data_problems(json.loads(body))
     except ValueError:
         return []
     except RecursionError:
         return [("(body)", "is nested too deeply; send flatter JSON")]
-    problems = []
-    queue = deque([("", data)])
-    while queue:
-        path, value = queue.popleft()
-        if isinstance(value, str) and (issue := text_issue(value)):
-            problems.append((path or "(body)", issue))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                key_path = join_path(path, shown(key))
-                if issue := text_issue(key):
-                    problems.append((key_path, f"is a key that {issue}"))
-                queue.append((key_path, item))
-        elif isinstance(value, list):
-            queue.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
-    return problems

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autopack_site.text import data_problems, nul_issue
 from runs.engine.routing import parse_policy
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
@@ -165,36 +166,12 @@ def json_path(location: tuple[int | str, ...]) -> str:
     return path or "(root)"
 
 
-def _nul_errors(data: Any, location: tuple[int | str, ...] = ()) -> list[dict[str, str]]:
-    """Strings (and keys) with a NUL character, which the database cannot store."""
-    message = "contains a NUL character (\\x00), which cannot be stored; remove it"
-    if isinstance(data, str):
-        return [{"path": json_path(location), "message": message}] if "\0" in data else []
-    if isinstance(data, dict):
-        return [
-            error
-            for key, value in data.items()
-            for error in (
-                [
-                    {
-                        "path": json_path((*location, str(key).replace("\0", "\\x00"))),
-                        "message": message,
-                    }
-                ]
-                if isinstance(key, str) and "\0" in key
-                else _nul_errors(value, (*location, key))
-            )
-        ]
-    if isinstance(data, list):
-        return [error for i, item in enumerate(data) for error in _nul_errors(item, (*location, i))]
-    return []
-
-
 def parse_run_config(data: Any) -> RunConfig:
     if not isinstance(data, dict):
         raise ConfigError([{"path": "(root)", "message": "a run config must be a JSON object"}])
-    if errors := _nul_errors(data):
-        raise ConfigError(errors)
+    # NUL first: the database cannot store it, and the model would accept it.
+    if problems := data_problems(data, nul_issue, root="(root)"):
+        raise ConfigError([{"path": path, "message": message} for path, message in problems])
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

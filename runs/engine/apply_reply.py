@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from runs.engine.edits import FORMATS, edit_format
@@ -62,14 +61,7 @@ def main(argv: list[str]) -> int:
         return file.read_text(encoding="utf-8") if file.is_file() else None
 
     try:
-        edits = [
-            replace(
-                edit,
-                path=policy.check(edit.path),
-                source=None if edit.source is None else policy.check(edit.source),
-            )
-            for edit in edit_format(args.format).parse(reply)
-        ]
+        edits = [policy.check_edit(edit) for edit in edit_format(args.format).parse(reply)]
         originals = {
             path: read(path) for edit in edits for path in (edit.path, edit.source) if path
         }

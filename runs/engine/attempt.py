@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from runs.engine.auditor import VerdictError, parse_verdict
@@ -128,14 +128,7 @@ def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
         )
     edits = deps.edit_format.parse(reply)
     policy = _policy(plan, deps)
-    checked = [
-        replace(
-            edit,
-            path=policy.check(edit.path),
-            source=None if edit.source is None else policy.check(edit.source),
-        )
-        for edit in edits
-    ]
+    checked = [policy.check_edit(edit) for edit in edits]
     proposal = _propose(checked, deps, reply)
     result.diff = proposal.diff
     if deps.governance is not None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from runs.engine.outcomes import PolicyViolation
+from runs.engine.protocols import Edit
 
 
 def _normalise_scope(entry: str) -> str:
@@ -60,6 +61,11 @@ class PathPolicy:
         if real != relative:
             self._check_rules(raw, real, f"leads through a symlink to {real}, which is ")
         return relative
+
+    def check_edit(self, edit: Edit) -> Edit:
+        """`edit` with its path, and a rename's source, checked and normalised."""
+        source = None if edit.source is None else self.check(edit.source)
+        return replace(edit, path=self.check(edit.path), source=source)
 
     def check_links(self, paths: Iterable[str]) -> None:
         """After a change is on disk: none of its paths may be a symlink leading out of the

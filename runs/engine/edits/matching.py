@@ -178,10 +178,11 @@ def build(
 ) -> list[str | int]:
     """What replaces `found`: its own lines (by index), with each change the edit makes
     (SEARCH to REPLACE) laid onto the file lines it stands for."""
-    shape = _Indentation(search, replace, found, pairs)
+    edits = SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
+    changed = {i for tag, i1, i2, _, _ in edits if tag != "equal" for i in range(i1, i2)}
+    shape = _Indentation(search, replace, found, pairs, changed)
     out: list[str | int] = []
     done = 0  # file lines before this index are in `out` or replaced
-    edits = SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in edits:
         if tag == "equal":
             continue
@@ -224,10 +225,16 @@ def trim(found_start: int, found: list[str], pairs: dict[int, int]) -> tuple[int
 
 class _Indentation:
     """The one shift from the reply's indentation to the file's over the matched region,
-    and how the file writes indentation."""
+    and how the file writes indentation. `changed`: the SEARCH lines the edit changes,
+    which must agree with that shift."""
 
     def __init__(
-        self, search: list[str], replace: list[str], found: list[str], pairs: dict[int, int]
+        self,
+        search: list[str],
+        replace: list[str],
+        found: list[str],
+        pairs: dict[int, int],
+        changed: set[int],
     ) -> None:
         self.char = _indent_char(found) or _indent_char(search + replace) or " "
         self.tab = _tab_size(search, replace, found, pairs)
@@ -236,7 +243,6 @@ class _Indentation:
             for i, f in pairs.items()
             if search[i].strip() and found[f].strip()
         )
-        changed = _changed_search_lines(search, replace)
         self.shift = 0
         if shifts:
             (best, count), *rest = shifts.most_common()
@@ -270,14 +276,6 @@ class _Indentation:
             tabs, spaces = divmod(width, self.tab)
             return "\t" * tabs + " " * spaces + line.lstrip()
         return " " * width + line.lstrip()
-
-
-def _changed_search_lines(search: list[str], replace: list[str]) -> set[int]:
-    changed: set[int] = set()
-    for tag, i1, i2, _, _ in SequenceMatcher(None, search, replace, autojunk=False).get_opcodes():
-        if tag != "equal":
-            changed.update(range(i1, i2))
-    return changed
 
 
 def _indent_char(lines: list[str]) -> str | None:

@@ -154,13 +154,8 @@ class TestGate:
         try:
             runtime = self.runtime()
         except SetupFailed as exc:
-            return GateResult(
-                self.name,
-                False,
-                f"the project environment could not be prepared: {exc}",
-                exc.output,
-                feedback="Your change to the project's dependencies could not be installed:\n"
-                + exc.report()[:FEEDBACK_CHARS],
+            return _setup_failed(
+                self.name, exc, "Your change to the project's dependencies could not be installed"
             )
         results = run_tests(self.command, workspace.root, runtime, self.timeout, self.sandbox)
         changes: Changes = workspace.changed_lines()
@@ -217,13 +212,8 @@ class DiscoveredTestGate:
         try:
             command, runtime = self.discover()
         except SetupFailed as exc:
-            return GateResult(
-                self.name,
-                False,
-                f"the project environment could not be prepared: {exc}",
-                exc.output,
-                feedback="The project your change sets up could not be installed:\n"
-                + exc.report()[:FEEDBACK_CHARS],
+            return _setup_failed(
+                self.name, exc, "The project your change sets up could not be installed"
             )
         if command is not None:
             gate = TestGate(
@@ -241,3 +231,14 @@ class DiscoveredTestGate:
                 "and no test_command is set.",
             )
         return GateResult(self.name, True, "no tests: no toolchain detected, no test_command")
+
+
+def _setup_failed(name: str, exc: SetupFailed, what: str) -> GateResult:
+    """A failed gate for an environment the change made impossible to install."""
+    return GateResult(
+        name,
+        False,
+        f"the project environment could not be prepared: {exc}",
+        exc.output,
+        feedback=f"{what}:\n" + exc.report()[:FEEDBACK_CHARS],
+    )
