@@ -171,12 +171,14 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# django-q2 on the ORM broker. A task that outlives `retry` seconds is handed out again
-# while still running, so `timeout` (which kills the task) must be shorter than `retry`.
+# django-q2 on the ORM broker (the database), or on Redis when REDIS_URL is set. A task
+# that outlives `retry` seconds is handed out again while still running (harmless: a step
+# is claimed under a lease, so a duplicate does nothing), and `timeout` kills a task.
+# Every machine must use the same cluster name (the queue's key) and SECRET_KEY (tasks are
+# signed).
 AUTOPACK_TASK_TIMEOUT = envint("AUTOPACK_TASK_TIMEOUT", 1800, minimum=10)
 Q_CLUSTER = {
-    "name": "autopack",
-    "orm": "default",
+    "name": envstr("AUTOPACK_QUEUE") or "autopack",
     "workers": envint("AUTOPACK_WORKERS", 2, minimum=1),
     "timeout": AUTOPACK_TASK_TIMEOUT,
     "retry": AUTOPACK_TASK_TIMEOUT + 60,
@@ -185,6 +187,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "save_limit": 1000,
     "ack_failures": True,
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
 }
 # Engine: model routing, gate commands, worker leases, provider calls.
 AUTOPACK_MODELS = Path(envstr("AUTOPACK_MODELS") or BASE_DIR / "config" / "models.yaml")
@@ -199,6 +202,9 @@ AUTOPACK_PYTHONS = [p for p in envstr("AUTOPACK_PYTHONS").split(os.pathsep) if p
 # A worker renews its lease on a run every third of this; another worker may take a run
 # over once the lease has expired.
 AUTOPACK_LEASE_SECONDS = envint("AUTOPACK_LEASE_SECONDS", 90, minimum=3)
+# Every worker sweeps this often (outside the queue) for runs whose worker died or whose
+# queued step was lost, and queues them again: a run continues within lease + sweep.
+AUTOPACK_SWEEP_SECONDS = envint("AUTOPACK_SWEEP_SECONDS", 15, minimum=1)
 AUTOPACK_PRICES = Path(envstr("AUTOPACK_PRICES") or BASE_DIR / "config" / "prices.yaml")
 # Health budgets: limits on failures within one (re)start of a run, overridable per run.
 AUTOPACK_HEALTH_BUDGET = {

@@ -13,6 +13,7 @@ from governance.models import GovernanceRequest
 from runs import services as run_services
 from runs.engine.outcomes import Outcome
 from runs.models import Run
+from runs.queue import enqueue_advance
 from runs.states import AttemptState, PhaseState, RunState
 
 
@@ -119,9 +120,7 @@ def _resume_run(request: GovernanceRequest, decision: str, by: str, reason: str)
     if phase.state == PhaseState.AWAITING_APPROVAL:
         run_services.transition_phase(phase, PhaseState.EXECUTING)
     run_services.transition_run(run, RunState.RUNNING)
-    from runs import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue_advance(Run.objects.get(pk=run.pk)))
+    transaction.on_commit(lambda: enqueue_advance(Run.objects.get(pk=run.pk)))
 
 
 def expire_requests() -> int:

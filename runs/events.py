@@ -9,7 +9,15 @@ def describe(event: RunEvent) -> str | None:
     p = event.payload
     match event.kind:
         case "workspace":
-            return f"worktree {p['path']} on {p['branch']}"
+            where = f" on {p['host']}" if p.get("host") else ""
+            return f"worktree {p['path']}{where}, {p['branch']} at {p.get('commit', '')[:10]}"
+        case "taken_over":
+            return (
+                f"taken over by a worker on {p['host']}, {p['seconds_after_expiry']} s after "
+                "the previous worker's lease expired"
+            )
+        case "requeued":
+            return f"queued again at step {p['step']}: {p['reason']}"
         case "environment_building":
             return f"environment: building the {p['toolchain']} environment {p['key']}"
         case "environment":
@@ -56,7 +64,8 @@ def describe(event: RunEvent) -> str | None:
         case "verdict":
             return f"  auditor: {p['verdict']}: {'; '.join(p['reasons'])}"
         case "savepoint":
-            return f"  savepoint {p['commit'][:10]}"
+            pushed = f", pushed to {p['pushed_to']}" if p.get("pushed_to") else ""
+            return f"  savepoint {p['commit'][:10]}{pushed}"
         case "rollback":
             return f"  rolled back: {p['outcome']}: {p['reason'].splitlines()[0]}"
         case "approval_needed":
@@ -75,7 +84,7 @@ def describe(event: RunEvent) -> str | None:
         case "max_tokens_lowered":
             return f"  {p['role']} output allowance lowered to {p['allowed']} to fit the budget"
         case "attempt_abandoned":
-            return f"phase {p['phase_id']} attempt {p['attempt']} abandoned (worker stopped)"
+            return f"phase {p['phase_id']} attempt {p['attempt']} abandoned (worker lost)"
         case "large_deletion":
             return f"  large deletion: {p['net_deleted_lines']} lines net"
         case "cancel_requested":

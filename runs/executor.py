@@ -3,23 +3,22 @@ engine, store what happened, release. Safe to call twice for the same step."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import threading
+import socket
 import traceback
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Q
 from django.utils import timezone
+from git import GitCommandError
 
 from autopack_site import configuration
+from governance.models import GovernanceRequest
 from governance.notifications import notify
 from runs import environments, services
-from runs.config import is_git_url
 from runs.engine.gates.results import TestResults
 from runs.engine.outcomes import (
     BudgetExhausted,
@@ -27,11 +26,14 @@ from runs.engine.outcomes import (
     ConfigurationError,
     FailureCode,
     Outcome,
+    RepositoryError,
     RunStopped,
 )
 from runs.engine.sandbox import sandbox_problem
+from runs.engine.signature import signature
 from runs.engine.toolchains import SetupFailed
 from runs.engine.workspace import GitWorkspace
+from runs.lease import ACTIVE, Lease, LeaseLost
 from runs.models import Phase, Run
 from runs.phase_runner import attempt_phase, require_providers
 from runs.recorder import DjangoRecorder
@@ -39,131 +41,113 @@ from runs.states import AttemptState, PhaseState, RunState
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = (RunState.QUEUED, RunState.RUNNING)
-
-
-def claim(run_id: str, step: int, owner: str) -> Run | None:
-    """Take the run's lease for `step`; None if another worker holds it or the step is
-    already done (a duplicate delivery)."""
-    now = timezone.now()
-    claimed = Run.objects.filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
-        run_id=run_id,
-        step=step,
-        state__in=ACTIVE,
-    ).update(lease_owner=owner, lease_expires_at=now + _lease())
-    return Run.objects.get(run_id=run_id) if claimed == 1 else None
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.AUTOPACK_LEASE_SECONDS)
-
-
-@contextmanager
-def _heartbeat(run: Run, owner: str) -> Iterator[None]:
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(settings.AUTOPACK_LEASE_SECONDS / 3):
-                Run.objects.filter(pk=run.pk, lease_owner=owner).update(
-                    lease_expires_at=timezone.now() + _lease()
-                )
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"lease-{run.run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
 
 def execute_step(run_id: str, step: int) -> bool:
     """Do one step of the run if this caller can claim it. Returns True when a step was
     executed and the run still has work to do."""
-    owner = uuid.uuid4().hex
-    run = claim(run_id, step, owner)
-    if run is None:
+    claimed = Lease.claim(run_id, step)
+    if claimed is None:
         return False
+    lease, run, stalled = claimed
+    if stalled is not None:
+        # The previous worker died (or stalled) mid-step without releasing the run.
+        services.record_event(
+            run,
+            "taken_over",
+            step=step,
+            host=socket.gethostname(),
+            lease_expired_at=stalled.isoformat(),
+            seconds_after_expiry=round((timezone.now() - stalled).total_seconds(), 1),
+        )
     try:
-        with _heartbeat(run, owner):
-            _step(run)
+        with lease.kept(), _in_use(run_id):
+            _step(run, lease)
+    except LeaseLost:
+        logger.warning("run %s step %s: lease lost, nothing recorded", run_id, step)
+        return False
     except Exception as exc:
         # A bug must stop the run with its traceback on record, not crash the worker
         # and have the stalled-run sweep retry the same failure forever.
         logger.exception("step %s of run %s failed", step, run_id)
-        _fail_on_internal_error(run, exc)
-    finally:
-        Run.objects.filter(pk=run.pk, lease_owner=owner).update(
-            step=step + 1, lease_owner="", lease_expires_at=None
-        )
+        try:
+            _fail_on_internal_error(run, exc, lease)
+        except LeaseLost:
+            return False
+    if not lease.release(step + 1):
+        return False
     run.refresh_from_db()
     return run.state in ACTIVE
 
 
-def _step(run: Run) -> None:
+def _step(run: Run, lease: Lease) -> None:
     if run.cancel_requested:
-        _finish(run, RunState.CANCELLED, "", "cancelled on request")
+        _finish(run, lease, RunState.CANCELLED, "", "cancelled on request")
         return
     if run.state == RunState.QUEUED:
-        services.transition_run(run, RunState.RUNNING)
+        with lease.fence():
+            services.transition_run(run, RunState.RUNNING)
     try:
         if _over_time(run):
             raise BudgetExhausted(f"maximum duration of {run.max_duration_seconds:,} s reached")
         config = configuration.models()
         _check_sandbox(run)
-        workspace = _workspace(run)
-        _abandon_interrupted_attempts(run)
+        workspace = _workspace(run, lease)
+        _abandon_interrupted_attempts(run, lease)
         phase = _next_phase(run)
         if phase is None:
-            _finish(run, RunState.DONE_SUCCESS, "", "")
+            _finish(run, lease, RunState.DONE_SUCCESS, "", "")
             return
         require_providers(run, phase, config)
-        environment = environments.prepare_for(run, phase, workspace, DjangoRecorder(run, phase))
+        recorder = DjangoRecorder(run, phase, lease=lease)
+        environment = environments.prepare_for(run, phase, workspace, recorder)
         references = _references(run, phase, workspace, environment)
-        attempt_phase(run, phase, workspace, config, environment, references)
+        attempt_phase(run, phase, workspace, config, environment, references, lease)
     except Cancelled:
-        _finish(run, RunState.CANCELLED, "", "cancelled on request")
+        _finish(run, lease, RunState.CANCELLED, "", "cancelled on request")
     except SetupFailed as exc:
         services.record_event(run, "setup_failed", message=str(exc), output=exc.output[-8000:])
-        _finish(run, RunState.DONE_FAILED, exc.outcome, exc.report())
+        _finish(run, lease, RunState.DONE_FAILED, exc.outcome, exc.report())
     except RunStopped as exc:
         # A user error (budget, configuration, repository, tests that cannot run): its
         # code says which, its message what to change.
-        _finish(run, RunState.DONE_FAILED, exc.outcome, exc.report())
+        _finish(run, lease, RunState.DONE_FAILED, exc.outcome, exc.report())
 
 
-def _fail_on_internal_error(run: Run, exc: Exception) -> None:
+def _fail_on_internal_error(run: Run, exc: Exception, lease: Lease) -> None:
     run.refresh_from_db()
-    for attempt in run.attempts.filter(state=AttemptState.RUNNING):
-        services.finish_attempt(
-            attempt, AttemptState.FAILED, outcome=Outcome.INTERNAL_ERROR, error=repr(exc)
+    with lease.fence():
+        for attempt in run.attempts.filter(state=AttemptState.RUNNING):
+            services.finish_attempt(
+                attempt, AttemptState.FAILED, outcome=Outcome.INTERNAL_ERROR, error=repr(exc)
+            )
+        services.record_event(
+            run, "internal_error", error=repr(exc), traceback=traceback.format_exc()
         )
-    services.record_event(run, "internal_error", error=repr(exc), traceback=traceback.format_exc())
     if not run.is_final:
         _finish(
             run,
+            lease,
             RunState.DONE_FAILED,
             FailureCode.INTERNAL_ERROR,
             f"Autopack failed: {exc!r} (please report it; the traceback is in the run's event log)",
         )
 
 
-def _finish(run: Run, state: str, code: str, reason: str) -> None:
-    services.transition_run(run, state, code=code, reason=reason)
-    spent = Run.objects.get(pk=run.pk)
-    services.record_event(
-        run,
-        "run_finished",
-        state=state,
-        code=code,
-        reason=reason,
-        tokens_used=spent.tokens_used,
-        cost_usd=str(spent.cost_usd),
-    )
+def _finish(run: Run, lease: Lease, state: str, code: str, reason: str) -> None:
+    if lease.lost.is_set():
+        raise LeaseLost(f"run {run.run_id}: lease lost before it could finish")
+    with lease.fence():
+        services.transition_run(run, state, code=code, reason=reason)
+        spent = Run.objects.get(pk=run.pk)
+        services.record_event(
+            run,
+            "run_finished",
+            state=state,
+            code=code,
+            reason=reason,
+            tokens_used=spent.tokens_used,
+            cost_usd=str(spent.cost_usd),
+        )
     if state in (RunState.DONE_SUCCESS, RunState.DONE_FAILED):
         outcome = "succeeded" if state == RunState.DONE_SUCCESS else f"failed: {reason[:300]}"
         notify("run_finished", run, f"run {outcome}", outcome=state, code=code)
@@ -175,45 +159,115 @@ def _over_time(run: Run) -> bool:
     return (timezone.now() - run.active_since).total_seconds() > run.max_duration_seconds
 
 
-def _workspace(run: Run) -> GitWorkspace:
+def _workspace(run: Run, lease: Lease) -> GitWorkspace:
+    """The run's worktree on this machine, made exactly the commit the database records
+    as the truth (the last savepoint, or the base commit), whatever `HEAD` is."""
     project = run.project
     workspace = GitWorkspace.prepare(
         project.repository,
         run.base_branch or project.base_branch,
         run.run_id,
         settings.AUTOPACK_HOME,
-        is_url=is_git_url(project.repository),
+        start=run.last_savepoint or run.base_commit,
+        branches=project.integration_remote,
     )
-    # Whatever an interrupted step left behind goes: work resumes from the last savepoint.
-    workspace.rollback()
+    changes = {}
     if not run.base_commit:
-        Run.objects.filter(pk=run.pk).update(base_commit=workspace.head())
-        run.base_commit = workspace.head()
-    if not run.worktree_path:
-        Run.objects.filter(pk=run.pk).update(worktree_path=str(workspace.root))
-        services.record_event(
-            run,
-            "workspace",
-            path=str(workspace.root),
-            branch=run.integration_branch,
-            base=workspace.head(),
-        )
+        changes["base_commit"] = workspace.head()
+    if run.worktree_path != str(workspace.root):
+        changes["worktree_path"] = str(workspace.root)
+    if changes:
+        with lease.fence():
+            if "base_commit" in changes and project.integration_remote:
+                # The branch is visible on the remote from the start, at the base commit.
+                workspace.publish(changes["base_commit"], project.integration_remote)
+            Run.objects.filter(pk=run.pk).update(**changes)
+            services.record_event(
+                run,
+                "workspace",
+                path=str(workspace.root),
+                host=socket.gethostname(),
+                branch=run.integration_branch,
+                commit=workspace.head(),
+                remote=project.integration_remote,
+            )
+        for field, value in changes.items():
+            setattr(run, field, value)
     return workspace
 
 
-def _abandon_interrupted_attempts(run: Run) -> None:
+@contextmanager
+def _in_use(run_id: str, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock that says a step on this machine is using the run's worktree. With
+    `wait` False, yields False at once when another process holds it."""
+    root = Path(settings.AUTOPACK_HOME) / "workspaces"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{run_id}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def tidy_workspaces() -> int:
+    """Reset every worktree on this machine that no step is using to its run's recorded
+    savepoint (or, when this clone lacks it, to its own last commit): what a killed
+    worker left half-written goes. Run when a worker starts and by its sweep. Returns
+    how many were reset."""
+    root = Path(settings.AUTOPACK_HOME) / "workspaces"
+    names = [e.name for e in root.iterdir() if e.is_dir()] if root.is_dir() else []
+    tidied = 0
+    for run in Run.objects.filter(run_id__in=names):
+        with _in_use(run.run_id, wait=False) as free:
+            if not free:
+                continue
+            target = run.last_savepoint or run.base_commit
+            try:
+                workspace = GitWorkspace(root / run.run_id)
+                if target and workspace.has_commit(target):
+                    workspace.reset_to(target)
+                else:
+                    workspace.rollback()
+                tidied += 1
+            except (RepositoryError, GitCommandError) as exc:
+                logger.warning("left worktree %s alone: %s", root / run.run_id, exc)
+    return tidied
+
+
+def _abandon_interrupted_attempts(run: Run, lease: Lease) -> None:
     # Only RUNNING attempts were cut off; one awaiting approval or approved is waiting on
-    # purpose and continues at its next step.
-    for attempt in run.attempts.filter(state=AttemptState.RUNNING):
-        services.finish_attempt(
-            attempt,
-            AttemptState.ABANDONED,
-            outcome=Outcome.INTERRUPTED,
-            error="the worker executing this attempt stopped; the "
-            "workspace was reset to the last savepoint",
-        )
-        services.record_event(
-            run, "attempt_abandoned", phase_id=attempt.phase.phase_id, attempt=attempt.number
+    # purpose and continues at its next step. They count against the phase's attempts.
+    interrupted = list(run.attempts.filter(state=AttemptState.RUNNING))
+    if not interrupted:
+        return
+    error = (
+        "worker lost: the worker executing this attempt died or lost the run's lease; "
+        "the work continues from the last savepoint"
+    )
+    with lease.fence():
+        for attempt in interrupted:
+            services.finish_attempt(
+                attempt,
+                AttemptState.ABANDONED,
+                outcome=Outcome.WORKER_LOST,
+                error=error,
+                failure_signature=signature(Outcome.WORKER_LOST, error),
+            )
+            services.record_event(
+                run, "attempt_abandoned", phase_id=attempt.phase.phase_id, attempt=attempt.number
+            )
+        # A change the dead worker put up for approval goes with its attempt.
+        GovernanceRequest.objects.filter(
+            attempt__in=interrupted, state=GovernanceRequest.State.PENDING
+        ).update(
+            state=GovernanceRequest.State.EXPIRED,
+            decided_at=timezone.now(),
+            decision_reason="its attempt was abandoned (worker lost)",
         )
 
 

@@ -39,6 +39,18 @@ class Project(models.Model):
     dependency_resolution = models.CharField(
         max_length=20, choices=Resolution.CHOICES, default=Resolution.COMMIT_DATE
     )
+    push_branches = models.BooleanField(
+        default=True,
+        help_text="Push each run's integration branch (autopack/<run_id>) to the repository "
+        "at every savepoint, so the team sees it and any worker on any machine can continue "
+        "the run",
+    )
+    branch_remote = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Push integration branches here instead (a URL or path every worker can "
+        "reach); empty: the repository",
+    )
     send_secret_files = models.BooleanField(
         default=False,
         help_text="Send files that look like secrets (.env, keys, certificates) to model "
@@ -51,6 +63,11 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def integration_remote(self) -> str:
+        """Where runs' integration branches are pushed ("" when nowhere)."""
+        return self.branch_remote or (self.repository if self.push_branches else "")
 
 
 class Role:
@@ -127,8 +144,17 @@ class Run(models.Model):
     environment = models.JSONField(
         null=True, blank=True, help_text="The project environment the last step used"
     )
-    worktree_path = models.CharField(max_length=1000, blank=True)
-    last_savepoint = models.CharField(max_length=64, blank=True)
+    worktree_path = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="The worktree the last step used, on the machine that ran it",
+    )
+    last_savepoint = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The commit every step starts from: the last completed phase's savepoint "
+        "(empty: the base commit)",
+    )
     sandboxed = models.BooleanField(
         null=True, blank=True, help_text="Whether gate commands run under bubblewrap"
     )
@@ -140,6 +166,9 @@ class Run(models.Model):
     )
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current step was last put on the queue"
+    )
     config = models.JSONField(help_text="The run-config JSON as submitted")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -217,6 +246,9 @@ class Phase(models.Model):
     state = models.CharField(max_length=20, choices=PhaseState.CHOICES, default=PhaseState.QUEUED)
     attempt_count = models.PositiveIntegerField(default=0)
     last_failure_reason = models.TextField(blank=True)
+    savepoint = models.CharField(
+        max_length=64, blank=True, help_text="The commit recorded when the phase completed"
+    )
 
     class Meta:
         ordering = ["run", "tier__index", "index"]

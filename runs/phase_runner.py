@@ -24,11 +24,15 @@ from runs.engine.signature import signature
 from runs.engine.spec import AttemptPlan, PhaseSpec
 from runs.engine.toolchains import Environment
 from runs.engine.workspace import GitWorkspace
+from runs.lease import Lease
 from runs.models import Attempt, Phase, Run
 from runs.providers import configured_providers, override_for
 from runs.recorder import DjangoRecorder
 from runs.states import AttemptState, FailureCode, Outcome, PhaseState, RunState
 from telemetry.budgets import budget_for, check_health
+
+# The attempts that count against a phase's limit.
+COUNTED = (AttemptState.FAILED, AttemptState.ABANDONED)
 
 
 class PhaseFailed(RunStopped):
@@ -44,31 +48,37 @@ def attempt_phase(
     config: ModelsConfig,
     environment: Environment | None,
     references: dict[str, TestResults],
+    lease: Lease,
 ) -> None:
+    """One attempt at the phase. Every state change is recorded under the run's lease
+    (`lease.fence()`); a passed attempt's savepoint is pushed first, so what the database
+    records is on the remote."""
     if phase.state == PhaseState.QUEUED:
-        services.transition_phase(phase, PhaseState.EXECUTING)
-        services.sync_tier_state(phase.tier)
-    failed = list(phase.attempts.filter(state=AttemptState.FAILED).order_by("number"))
+        with lease.fence():
+            services.transition_phase(phase, PhaseState.EXECUTING)
+            services.sync_tier_state(phase.tier)
+    # Attempts a dying worker abandoned count: a phase that kills its worker must end.
+    failed = list(phase.attempts.filter(state__in=COUNTED).order_by("number"))
     approved = phase.attempts.filter(state=AttemptState.APPROVED).first()
     if approved is None and len(failed) >= phase.max_attempts:
-        _fail_phase(run, phase, failed[-1])  # e.g. the last attempt was denied
-        return
+        _fail_phase(run, phase, failed[-1], lease)  # e.g. the last attempt was denied
     check_health(run)
-    recorder = DjangoRecorder(run, phase)
+    recorder = DjangoRecorder(run, phase, lease=lease)
     llm = LLMCaller(
         configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
     choice = None if approved else _choice(phase, config, len(failed))
     require_providers(run, phase, config)
-    attempt = approved or _new_attempt(run, phase, choice)
+    with lease.fence():
+        attempt = approved or _new_attempt(run, phase, choice)
     recorder.attempt = attempt
-    previous = [a for a in failed if a.number < attempt.number]
+    told = [a.feedback for a in failed if a.number < attempt.number and a.feedback]
     plan = AttemptPlan(
         spec=_spec(run, phase),
         number=attempt.number,
         builder_model=attempt.model,
         auditor_model=attempt.auditor_model or None,
-        feedback=previous[-1].feedback if previous else "",
+        feedback=told[-1] if told else "",
         hints=tuple(rules.hints_for(run, phase)),
     )
     deps = AttemptDeps(
@@ -87,17 +97,24 @@ def attempt_phase(
         else:
             result = run_attempt(plan, deps)
     except AwaitingApproval as held:
-        _hold(run, phase, attempt, held)
+        _hold(run, phase, attempt, held, lease)
         return
     except RunStopped as stop:
-        services.finish_attempt(
-            attempt, AttemptState.FAILED, outcome=stop.outcome, error=scrub(str(stop))
-        )
+        with lease.fence():
+            services.finish_attempt(
+                attempt, AttemptState.FAILED, outcome=stop.outcome, error=scrub(str(stop))
+            )
         raise
-    _store(attempt, result)
+    remote = run.project.integration_remote
+    with lease.fence():
+        if result.passed and remote:
+            workspace.publish(result.savepoint, remote)
+        _store(attempt, result)
+        _after_attempt(run, phase, attempt, remote)
     if result.passed:
         _remember_tests(run, result, attempt.savepoint)
-    _after_attempt(run, phase, attempt, len(failed) + (0 if result.passed else 1))
+    elif len(failed) + 1 >= phase.max_attempts:
+        _fail_phase(run, phase, attempt, lease)
 
 
 def _choice(phase: Phase, config: ModelsConfig, failures: int):
@@ -113,7 +130,7 @@ def require_providers(run: Run, phase: Phase, config: ModelsConfig) -> None:
     if approved is not None:  # an approved attempt continues with its own models
         models = [approved.model, approved.auditor_model]
     else:
-        failed = phase.attempts.filter(state=AttemptState.FAILED).count()
+        failed = phase.attempts.filter(state__in=COUNTED).count()
         choice = _choice(phase, config, failed)
         models = [choice.builder, choice.auditor]
     for model in filter(None, models):
@@ -147,15 +164,16 @@ def _gatekeeper(run: Run, phase: Phase, attempt: Attempt) -> Gatekeeper:
     return Gatekeeper(run, phase, attempt, configuration.governance())
 
 
-def _hold(run: Run, phase: Phase, attempt: Attempt, held: AwaitingApproval) -> None:
-    services.move_attempt(
-        attempt,
-        AttemptState.AWAITING_APPROVAL,
-        outcome=Outcome.AWAITING_APPROVAL,
-        diff=scrub(held.diff),
-    )
-    services.transition_phase(phase, PhaseState.AWAITING_APPROVAL)
-    services.transition_run(run, RunState.AWAITING_APPROVAL, reason=str(held))
+def _hold(run: Run, phase: Phase, attempt: Attempt, held: AwaitingApproval, lease: Lease) -> None:
+    with lease.fence():
+        services.move_attempt(
+            attempt,
+            AttemptState.AWAITING_APPROVAL,
+            outcome=Outcome.AWAITING_APPROVAL,
+            diff=scrub(held.diff),
+        )
+        services.transition_phase(phase, PhaseState.AWAITING_APPROVAL)
+        services.transition_run(run, RunState.AWAITING_APPROVAL, reason=str(held))
     notify(
         "approval_needed",
         run,
@@ -184,23 +202,32 @@ def _store(attempt: Attempt, result: AttemptResult) -> None:
     )
 
 
-def _after_attempt(run: Run, phase: Phase, attempt: Attempt, failures: int) -> None:
+def _after_attempt(run: Run, phase: Phase, attempt: Attempt, remote: str) -> None:
     if attempt.state == AttemptState.PASSED:
         services.transition_phase(phase, PhaseState.COMPLETE)
+        Phase.objects.filter(pk=phase.pk).update(savepoint=attempt.savepoint)
         Run.objects.filter(pk=run.pk).update(last_savepoint=attempt.savepoint)
+        run.last_savepoint = attempt.savepoint
+        services.record_event(
+            run,
+            "savepoint",
+            phase_id=phase.phase_id,
+            attempt=attempt.number,
+            commit=attempt.savepoint,
+            branch=run.integration_branch,
+            pushed_to=remote,
+        )
         rules.learn(run, phase, attempt)
     else:
         backlog.record_failure(attempt)
-        if failures >= phase.max_attempts:
-            _fail_phase(run, phase, attempt)
-        else:
-            Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)
+        Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)
     services.sync_tier_state(phase.tier)
 
 
-def _fail_phase(run: Run, phase: Phase, last: Attempt) -> None:
-    services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
-    services.sync_tier_state(phase.tier)
+def _fail_phase(run: Run, phase: Phase, last: Attempt, lease: Lease) -> None:
+    with lease.fence():
+        services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
+        services.sync_tier_state(phase.tier)
     notify(
         "phase_failed",
         run,

@@ -10,6 +10,7 @@ from django.db.models import F
 
 from governance.secrets import scrub, scrub_data
 from runs.engine.llm import CallRecord
+from runs.lease import Lease
 from runs.models import Attempt, Phase, Run
 from runs.services import record_event
 from telemetry.models import LlmCall
@@ -19,11 +20,16 @@ logger = logging.getLogger(__name__)
 
 class DjangoRecorder:
     def __init__(
-        self, run: Run, phase: Phase | None = None, attempt: Attempt | None = None
+        self,
+        run: Run,
+        phase: Phase | None = None,
+        attempt: Attempt | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.run = run
         self.phase = phase
         self.attempt = attempt
+        self.lease = lease
 
     def event(self, kind: str, **payload: Any) -> None:
         record_event(self.run, kind, **payload)
@@ -103,4 +109,8 @@ class DjangoRecorder:
             return None
 
     def cancelled(self) -> bool:
+        """The engine stops at its next check when the run was cancelled, or when this
+        worker lost its lease (then nothing of the step is recorded)."""
+        if self.lease is not None and self.lease.lost.is_set():
+            return True
         return Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists()

@@ -31,6 +31,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             "setup_command",
             "dependency_resolution",
             "send_secret_files",
+            "push_branches",
+            "branch_remote",
             "created_at",
         ]
         read_only_fields = ["id", "name", "repository", "created_at"]
@@ -131,6 +133,7 @@ class PhaseSerializer(serializers.ModelSerializer):
             "state",
             "attempt_count",
             "last_failure_reason",
+            "savepoint",
             "attempts",
         ]
 

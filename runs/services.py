@@ -18,6 +18,7 @@ from runs import access, live
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.outcomes import ConfigurationError
 from runs.models import Attempt, Phase, Project, ProjectMember, Role, Run, RunEvent, Tier
+from runs.queue import enqueue_advance
 from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
 
 logger = logging.getLogger(__name__)
@@ -134,9 +135,7 @@ def create_run(
             raise DuplicateRun(config.run_id) from exc
         raise
     if enqueue:
-        from runs import tasks  # tasks imports services; import here to keep the cycle lazy
-
-        tasks.enqueue_advance(run)
+        enqueue_advance(run)
     return run
 
 
@@ -347,9 +346,7 @@ def resume_run(
             **{k: str(v) for k, v in changes.items()},
             extra_attempts=extra_attempts,
         )
-    from runs import tasks
-
-    tasks.enqueue_advance(Run.objects.get(pk=run.pk))
+    enqueue_advance(Run.objects.get(pk=run.pk))
 
 
 def cancel_run(run: Run, *, by: str = "") -> bool:

@@ -49,7 +49,12 @@ def check_health(run: Run) -> None:
     limits = health_limits(run)
     since = run.active_since
     attempts = Attempt.objects.filter(run=run, started_at__gte=since)
-    failed = list(attempts.filter(state=AttemptState.FAILED).order_by("started_at", "id"))
+    # Attempts abandoned by a dying worker count as failures.
+    failed = list(
+        attempts.filter(state__in=(AttemptState.FAILED, AttemptState.ABANDONED)).order_by(
+            "started_at", "id"
+        )
+    )
     server_errors = (
         LlmCall.objects.filter(run=run, created_at__gte=since)
         .filter(Q(status_code__gte=500) | (~Q(error="") & Q(status_code__isnull=True)))

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ class Reply:
     delay: float = 0.0
     output_tokens: int | None = None  # bill this many output tokens instead of the text's
     raw: bytes | None = None  # send these bytes as the 200 body instead of a well-formed reply
+    before: Callable[[], None] | None = None  # called just before the reply is sent
 
 
 @dataclass
@@ -46,6 +48,8 @@ class FakeLLM:
         self.seen: list[Seen] = []
         self.counted: list[int] = []
         self._lock = threading.Lock()
+        # Answers a call when nothing is scripted for its role: (role, call) -> Reply.
+        self.responder: Callable[[str, Seen], Reply] | None = None
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -98,11 +102,15 @@ class FakeLLM:
                 with fake._lock:
                     fake.seen.append(seen)
                 reply = fake._next(seen.role)
+                if reply is None and fake.responder is not None:
+                    reply = fake.responder(seen.role, seen)
                 if reply is None:
                     return self._error(
                         api, 500, f"fake server: no reply scripted for the {seen.role}"
                     )
                 time.sleep(reply.delay)
+                if reply.before is not None:
+                    reply.before()
                 if reply.status != 200:
                     return self._error(api, reply.status, f"fake {reply.status} error")
                 if reply.raw is not None:

@@ -59,3 +59,22 @@ def database_url() -> str:
 
     db = connection.settings_dict
     return f"postgresql://{db['USER']}@/{db['NAME']}?host={db['HOST']}&port={db['PORT']}"
+
+
+def step_in_subprocess(engine, run_id: str, step: int, lease_seconds: int = 3):
+    """A worker process executing one step of a run, with the test's settings and
+    database, in its own session (so the test can SIGKILL it and what it started)."""
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url(),
+        AUTOPACK_HOME=str(engine.AUTOPACK_HOME),
+        AUTOPACK_ENVIRONMENTS=str(engine.AUTOPACK_ENVIRONMENTS),
+        AUTOPACK_MODELS=str(engine.AUTOPACK_MODELS),
+        AUTOPACK_LEASE_SECONDS=str(lease_seconds),
+        DJANGO_SETTINGS_MODULE="autopack_site.settings",
+    )
+    code = (
+        "import django; django.setup(); "
+        f"from runs.executor import execute_step; execute_step({run_id!r}, {step})"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True)

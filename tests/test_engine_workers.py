@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -13,12 +11,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from runs import tasks
+from runs import queue, tasks
 from runs.models import Run
 from runs.states import AttemptState, RunState
 from tests.builds import APPROVE, config, git, phase, start
 from tests.fake_llm import Reply
-from tests.support import ROOT, database_url
+from tests.support import step_in_subprocess
 from tests.test_engine_runs import QUANTITY, REPORT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,33 +46,14 @@ def test_a_step_held_by_a_live_worker_is_not_taken(engine, fake_llm, repo):
 
     assert tasks.advance(run.run_id, 0) is False
     assert Run.objects.get(pk=run.pk).state == RunState.QUEUED
-    assert tasks.resume_stalled() == 0
+    assert queue.resume_stalled() == 0
 
 
 def test_a_killed_workers_run_is_taken_over_and_finishes(engine, fake_llm, repo, settings):
     fake_llm.script("builder", Reply(QUANTITY, delay=60), QUANTITY)
     fake_llm.script("auditor", APPROVE)
     run = start(config(repo, [phase("count", 0, ["inventory/"])]))
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url(),
-        AUTOPACK_HOME=str(engine.AUTOPACK_HOME),
-        AUTOPACK_ENVIRONMENTS=str(engine.AUTOPACK_ENVIRONMENTS),
-        AUTOPACK_MODELS=str(engine.AUTOPACK_MODELS),
-        AUTOPACK_LEASE_SECONDS="3",
-        DJANGO_SETTINGS_MODULE="autopack_site.settings",
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); "
-            "from runs.executor import execute_step; execute_step('build', 0)",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    worker = step_in_subprocess(engine, "build", 0)
     deadline = time.monotonic() + 60
     while not fake_llm.calls("builder") and time.monotonic() < deadline:
         assert worker.poll() is None, "the worker ended before calling the model"
@@ -86,12 +65,12 @@ def test_a_killed_workers_run_is_taken_over_and_finishes(engine, fake_llm, repo,
     time.sleep(max(0.0, (stalled.lease_expires_at - timezone.now()).total_seconds()) + 0.2)
 
     settings.AUTOPACK_SYNC_TASKS = True
-    assert tasks.resume_stalled() == 1
+    assert queue.resume_stalled() == 1
 
     run = Run.objects.get(pk=run.pk)
     assert run.state == RunState.DONE_SUCCESS, run.failure_reason
     first, second = run.phases.get().attempts.order_by("number")
-    assert (first.state, first.outcome) == (AttemptState.ABANDONED, "interrupted")
+    assert (first.state, first.outcome) == (AttemptState.ABANDONED, "worker_lost")
     assert second.state == AttemptState.PASSED
     assert git(Path(run.worktree_path), "status", "--porcelain") == ""
     assert "attempt_abandoned" in run.events.values_list("kind", flat=True)

@@ -28,7 +28,7 @@ def origin(tmp_path) -> Path:
 @pytest.fixture
 def workspace(origin, tmp_path) -> GitWorkspace:
     """A run's worktree, as runs get them: its `.git` is a pointer file."""
-    return GitWorkspace.prepare(str(origin), "main", "escape", tmp_path / "home", is_url=False)
+    return GitWorkspace.prepare(str(origin), "main", "escape", tmp_path / "home")
 
 
 def commit_link(workspace: GitWorkspace, name: str, target: str) -> None:

@@ -57,6 +57,16 @@ class Product:
         self.process.wait(STOP_WITHIN_SECONDS)
         return time.monotonic() - began
 
+    def wait_final(self, run_id: str, token: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.request("GET", f"/api/runs/{run_id}/", token=token)[1]
+            if run["state"] in ("DONE_SUCCESS", "DONE_FAILED", "CANCELLED"):
+                return run
+            if time.monotonic() > deadline:
+                return run
+            time.sleep(0.3)
+
     def request(
         self, method: str, path: str, body: dict | None = None, token: str = ""
     ) -> tuple[int, dict]:
@@ -95,12 +105,7 @@ def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
     status, created = product.request("POST", "/api/runs/", run_config, token)
     assert status == 201, created
     # The worker picks the run up; its workspace is not a git repository, so it fails.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        run = product.request("GET", f"/api/runs/{created['run_id']}/", token=token)[1]
-        if run["state"] in ("DONE_SUCCESS", "DONE_FAILED", "CANCELLED"):
-            break
-        time.sleep(0.3)
+    run = product.wait_final(created["run_id"], token)
     assert (run["state"], run["failure_code"]) == ("DONE_FAILED", "repository")
     assert run["failure_kind"] == "user"
     assert "is not a git repository" in run["failure_reason"]
@@ -120,4 +125,57 @@ def test_make_up_serves_stops_cleanly_and_keeps_data(product, run_config):
     status, run = product.request("GET", f"/api/runs/{created['run_id']}/", token=token)
     assert status == 200
     assert run["state"] == "DONE_FAILED"
+    assert product.stop() < STOP_WITHIN_SECONDS
+
+
+def processes(home: Path, marker: str, parent: int | None = None) -> list[int]:
+    """Live processes of this product (by AUTOPACK_HOME) whose command line has `marker`
+    (and whose parent is `parent`, when given)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        if stat[0] == "Z" or f"AUTOPACK_HOME={home}".encode() not in environ:
+            continue
+        if marker in command and parent in (None, int(stat[1])):
+            found.append(int(entry.name))
+    return found
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_make_up_starts_a_killed_worker_again_and_leaves_no_orphans(product, run_config):
+    product.start()
+    home = Path(product.env["AUTOPACK_HOME"])
+    supervisor = parent_of(processes(home, "autopack_site.cli serve")[0])
+    (worker,) = processes(home, "autopack_site.cli worker", supervisor)
+    queue = [pid for pid in processes(home, "") if parent_of(pid) == worker]  # the cluster
+    assert queue
+
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        restarted = [
+            p for p in processes(home, "autopack_site.cli worker", supervisor) if p != worker
+        ]
+        if restarted:
+            break
+        time.sleep(0.2)
+    assert restarted, product.log.read_text()
+    assert "worker exited with code -9; starting it again in 1 s" in product.log.read_text()
+    assert product.request("GET", "/healthz")[0] == 200  # the web server was never stopped
+    time.sleep(1)
+    assert not set(queue) & set(processes(home, "")), "queue processes outlived their worker"
+
+    token = autopack("token", "admin", env=product.env).stdout.strip()
+    status, created = product.request("POST", "/api/runs/", run_config, token)
+    assert status == 201, created
+    run = product.wait_final(created["run_id"], token)
+    assert run["state"] == "DONE_FAILED"  # the new worker took it (its folder is no repository)
     assert product.stop() < STOP_WITHIN_SECONDS

@@ -225,10 +225,8 @@ def _verify(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None
     _gates(deps, result)
     if plan.auditor_model:
         _review(plan, deps, result)
+    # Committed here, on this machine; the caller publishes and records it.
     result.savepoint = deps.workspace.savepoint(_commit_message(plan), result.changed_files)
-    deps.recorder.event(
-        "savepoint", phase_id=plan.spec.phase_id, attempt=plan.number, commit=result.savepoint
-    )
 
 
 def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> str:

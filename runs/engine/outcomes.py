@@ -31,7 +31,7 @@ class Outcome:
     PROVIDER_ERROR = "provider_error"
     AWAITING_APPROVAL = "awaiting_approval"
     DENIED = "denied"
-    INTERRUPTED = "interrupted"  # its worker stopped
+    WORKER_LOST = "worker_lost"  # its worker died or lost the run's lease
     # The run stopped during the attempt; the attempt ends with the run's failure code.
     BUDGET_EXHAUSTED = "budget_exhausted"
     CANCELLED = "cancelled"
@@ -53,7 +53,7 @@ class Outcome:
         PROVIDER_ERROR,
         AWAITING_APPROVAL,
         DENIED,
-        INTERRUPTED,
+        WORKER_LOST,
         BUDGET_EXHAUSTED,
         CANCELLED,
         CONFIGURATION,

@@ -12,10 +12,13 @@ no filter or merge driver, whatever the repository's files ask for.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,6 +145,51 @@ def _clone_dir(url: str, repos: Path) -> Path:
     return repos / slug
 
 
+@contextmanager
+def _locked(clone: Path) -> Iterator[None]:
+    """One process at a time clones, fetches into or adds worktrees to a clone."""
+    clone.parent.mkdir(parents=True, exist_ok=True)
+    with open(clone.with_name(clone.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _has_commit(repo: git.Git, commit: str) -> bool:
+    try:
+        repo.cat_file("-e", f"{commit}^{{commit}}")
+        return True
+    except git.GitCommandError:
+        return False
+
+
+def _ensure_commit(repo: git.Git, commit: str, source: str, branches: str, branch: str) -> None:
+    """Fetch `commit` when this clone lacks it: from where the run's branch is pushed,
+    then from the project's repository."""
+    if _has_commit(repo, commit):
+        return
+    fetches = [(branches, f"refs/heads/{branch}"), (source, "+refs/heads/*:refs/remotes/origin/*")]
+    tried = []
+    for remote, refspec in fetches:
+        if not remote or remote in tried:
+            continue
+        tried.append(remote)
+        try:
+            repo.fetch("--quiet", remote, refspec)
+        except git.GitCommandError:
+            continue
+        if _has_commit(repo, commit):
+            return
+    where = " or ".join(tried) or "this machine's clone"
+    raise RepositoryError(
+        f"Commit {commit[:12]}, where the run is to continue, is not in {where}. A run "
+        "continues on another machine only from savepoints pushed to a remote every "
+        "worker can reach (the project's push_branches and branch_remote)."
+    )
+
+
 HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
@@ -170,6 +218,7 @@ class GitWorkspace:
         # Entries of the worktree that belong to the project environment (a node_modules
         # link): untracked, and never removed by a rollback.
         self.keep: tuple[str, ...] = ()
+        self.branch = ""
 
     @property
     def git(self) -> git.Git:
@@ -186,54 +235,101 @@ class GitWorkspace:
 
     @classmethod
     def prepare(
-        cls, source: str, base_branch: str, run_id: str, home: Path, is_url: bool
+        cls,
+        source: str,
+        base_branch: str,
+        run_id: str,
+        home: Path,
+        *,
+        start: str = "",
+        branches: str = "",
     ) -> GitWorkspace:
-        """Open the run's worktree, creating the clone, branch and worktree when missing."""
-        origin = cls._origin(source, home, is_url)
-        common = Path(origin.git_dir)
+        """The run's worktree, exactly at `start` (the run's last recorded savepoint, or
+        its base commit; empty: the base branch's tip), whatever an interrupted step left
+        in it. On a machine that has never seen the run, the clone and the worktree are
+        made here and `start` is fetched from `branches` (where the run's savepoints are
+        pushed) or from `source`."""
+        clone = _clone_dir(source, home / "repos")
         worktree = home / "workspaces" / run_id
         branch = f"autopack/{run_id}"
-        if os.path.lexists(worktree / ".git"):
-            return cls(worktree, common)
-        heads = {head.name for head in origin.heads}
-        worktree.parent.mkdir(parents=True, exist_ok=True)
-        if branch in heads:
-            origin.git.worktree("add", str(worktree), branch)
-        else:
-            base = base_branch if base_branch in heads else f"origin/{base_branch}"
-            try:
-                origin.git.rev_parse("--verify", f"{base}^{{commit}}")
-            except git.GitCommandError:
-                raise RepositoryError(
-                    f"Base branch {base_branch!r} does not exist in {source}."
-                ) from None
-            origin.git.worktree("add", "-b", branch, str(worktree), base)
-        return cls(worktree, common)
+        with _locked(clone):
+            origin = cls._clone(source, clone)
+            if not os.path.lexists(worktree / ".git"):
+                target = start or cls._base(origin, source, base_branch)
+                _ensure_commit(origin.git, target, source, branches, branch)
+                worktree.parent.mkdir(parents=True, exist_ok=True)
+                origin.git.worktree("prune")
+                origin.git.worktree("add", "--force", "-B", branch, str(worktree), target)
+            workspace = cls(worktree, Path(origin.git_dir))
+            workspace.branch = branch
+            if start:
+                _ensure_commit(workspace.git, start, source, branches, branch)
+                workspace.reset_to(start)
+            else:
+                workspace.rollback()
+        return workspace
 
     @staticmethod
-    def _origin(source: str, home: Path, is_url: bool) -> git.Repo:
-        if not is_url:
+    def _clone(source: str, clone: Path) -> git.Repo:
+        """Autopack's own clone of the project (a URL or a local path): worktrees and
+        integration branches live there, never in the project's repository."""
+        if os.path.exists(source):  # a local path
             try:
-                repo = git.Repo(source)
+                git.Repo(source)
             except (git.InvalidGitRepositoryError, git.NoSuchPathError):
                 raise RepositoryError(f"{source} is not a git repository.") from None
-            repo.git.update_environment(**safe_env(Path(source)))
-            return repo
-        clone = _clone_dir(source, home / "repos")
         try:
-            if clone.exists():
+            if (clone / ".git").is_dir():
                 repo = git.Repo(clone)
                 repo.git.update_environment(**safe_env(clone))
-                repo.remotes.origin.fetch()
                 return repo
             clone.parent.mkdir(parents=True, exist_ok=True)
             repo = git.Repo.clone_from(
-                source, clone, env={**os.environ, **_config_env(list(SAFE_CONFIG))}
+                source,
+                clone,
+                no_checkout=True,
+                env={**os.environ, **_config_env(list(SAFE_CONFIG))},
             )
             repo.git.update_environment(**safe_env(clone))
             return repo
+        except (git.GitCommandError, git.InvalidGitRepositoryError) as exc:
+            shown = exc.stderr.strip() if isinstance(exc, git.GitCommandError) else str(exc)
+            raise RepositoryError(f"Cannot clone {source}: {shown}") from None
+
+    @staticmethod
+    def _base(origin: git.Repo, source: str, base_branch: str) -> str:
+        """The base branch's newest commit in the project's repository."""
+        try:
+            origin.git.fetch("--prune", "origin")
         except git.GitCommandError as exc:
-            raise RepositoryError(f"Cannot clone {source}: {exc.stderr.strip()}") from None
+            raise RepositoryError(f"Cannot fetch from {source}: {exc.stderr.strip()}") from None
+        try:
+            return origin.git.rev_parse("--verify", f"origin/{base_branch}^{{commit}}")
+        except git.GitCommandError:
+            raise RepositoryError(
+                f"Base branch {base_branch!r} does not exist in {source}."
+            ) from None
+
+    def has_commit(self, commit: str) -> bool:
+        return _has_commit(self.git, commit)
+
+    def reset_to(self, commit: str) -> None:
+        """Make the worktree exactly `commit`, on the run's branch: tracked changes
+        reverted, created files removed, ignored build outputs left alone."""
+        self.git.reset("--hard", commit)
+        self.git.clean("-fd", *(f"--exclude=/{entry}" for entry in self.keep))
+
+    def publish(self, commit: str, remote: str) -> None:
+        """Make `commit` the tip of the run's branch on `remote`. Forced: the database
+        says which commit is the truth, and only the lease holder publishes."""
+        try:
+            self.git.push("--force", "--quiet", remote, f"{commit}:refs/heads/{self.branch}")
+        except git.GitCommandError as exc:
+            raise RepositoryError(
+                f"Cannot push savepoint {commit[:12]} to {remote} ({self.branch}): "
+                f"{exc.stderr.strip()}. Check that every worker can write there, or turn "
+                "off the project's push_branches."
+            ) from None
 
     def head(self) -> str:
         return self.git.rev_parse("HEAD")
@@ -341,7 +437,5 @@ class GitWorkspace:
         return self.head()
 
     def rollback(self) -> None:
-        """Back to the last savepoint: tracked changes reverted, created files removed,
-        ignored build outputs left alone."""
-        self.git.reset("--hard", "HEAD")
-        self.git.clean("-fd", *(f"--exclude=/{entry}" for entry in self.keep))
+        """Back to the last savepoint (HEAD), as `reset_to` does."""
+        self.reset_to("HEAD")

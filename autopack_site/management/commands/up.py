@@ -1,13 +1,14 @@
 """`autopack up` (what `make up` runs): the whole product in the foreground.
 
 This process prepares the database and then supervises two children, the web server and
-a worker. Ctrl-C or SIGTERM stops the worker, then the web server, then the embedded
-database if this process started it; the data stays for the next start.
+a worker: a child that dies is started again, with backoff. Only Ctrl-C or SIGTERM stops
+the stack: the worker, then the web server, then the embedded database if this process
+started it; the data stays for the next start. If this process is killed outright, its
+children die with it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -26,18 +27,12 @@ from django.core.management.base import BaseCommand, CommandError
 from autopack_site import embedded_db
 from autopack_site.env import envstr, generated_secret
 from autopack_site.readiness import ensure_migrated
+from runs.engine.commands import die_with_parent
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 60
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # If the supervisor is killed outright, its children get SIGTERM instead of lingering.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not glibc Linux: children then rely on the normal shutdown path
+MAX_BACKOFF_SECONDS = 30
+HEALTHY_AFTER_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -58,23 +53,21 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         password_note = self._ensure_admin()
 
-        children = {
-            "worker": self._spawn(["worker"]),
-            "web": self._spawn(["serve", "--host", host, "--port", str(port)]),
+        commands = {
+            "worker": ["worker"],
+            "web": ["serve", "--host", host, "--port", str(port)],
         }
-        exit_code = 0
+        children = {name: self._spawn(command) for name, command in commands.items()}
         try:
             base = f"http://{host}:{port}"
             if self._wait_ready(base, children, stop):
                 self._announce(base, password_note)
             elif not stop.is_set():
                 self.stderr.write(f"{base}/healthz did not answer; see the output above.")
-            exit_code = self._supervise(children, stop)
+            self._supervise(commands, children, stop)
         finally:
             self._shutdown(children)
             self._stop_database()
-        if exit_code:
-            raise CommandError(f"a child process failed (exit {exit_code}); stopped everything")
 
     def _ensure_admin(self) -> str:
         users = get_user_model()
@@ -98,7 +91,7 @@ class Command(BaseCommand):
             [sys.executable, "-m", "autopack_site.cli", *command],
             # Own session: Ctrl-C reaches only this supervisor, which stops children in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     def _wait_ready(self, base: str, children: dict, stop: threading.Event) -> bool:
@@ -126,14 +119,40 @@ class Command(BaseCommand):
         self.stdout.write("Press Ctrl-C to stop.\n")
         self.stdout.flush()
 
-    def _supervise(self, children: dict, stop: threading.Event) -> int:
+    def _supervise(self, commands: dict, children: dict, stop: threading.Event) -> None:
+        """Start a child that died again, after 1 s doubling to 30 s while it keeps
+        dying young; until Ctrl-C or SIGTERM."""
+        started = {name: time.monotonic() for name in children}
+        backoff = dict.fromkeys(children, 1.0)
+        due: dict[str, float] = {}
         while not stop.wait(0.2):
+            now = time.monotonic()
             for name, child in children.items():
+                if name in due:
+                    if now >= due[name]:
+                        del due[name]
+                        children[name] = self._spawn(commands[name])
+                        started[name] = now
+                    continue
                 code = child.poll()
-                if code is not None:
-                    self.stderr.write(f"{name} exited with code {code}; stopping.")
-                    return code or 1
-        return 0
+                if code is None:
+                    continue
+                if now - started[name] > HEALTHY_AFTER_SECONDS:
+                    backoff[name] = 1.0
+                self.stderr.write(
+                    f"{name} exited with code {code}; starting it again in {backoff[name]:.0f} s"
+                )
+                self._kill_group(child)
+                due[name] = now + backoff[name]
+                backoff[name] = min(backoff[name] * 2, MAX_BACKOFF_SECONDS)
+
+    @staticmethod
+    def _kill_group(child: subprocess.Popen) -> None:
+        """What a dead child left in its process group goes with it."""
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _shutdown(self, children: dict) -> None:
         self.stdout.write("Stopping...")
