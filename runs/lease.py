@@ -27,8 +27,6 @@ from runs.states import RunState
 
 logger = logging.getLogger(__name__)
 
-ACTIVE = (RunState.QUEUED, RunState.RUNNING)
-
 
 class LeaseLost(Exception):
     """Another worker holds the run now; this one must stop without recording."""
@@ -60,7 +58,7 @@ class Lease:
                     Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
                     run_id=run_id,
                     step=step,
-                    state__in=ACTIVE,
+                    state__in=RunState.ACTIVE,
                 )
                 .first()
             )
@@ -72,9 +70,6 @@ class Lease:
             )
         run.refresh_from_db()
         return cls(run, owner), run, stalled
-
-    def holds(self) -> bool:
-        return not self.lost.is_set()
 
     @contextmanager
     def fence(self) -> Iterator[None]:

@@ -18,9 +18,6 @@ from runs.states import RunState
 
 logger = logging.getLogger(__name__)
 
-# States in which a run needs a worker. AWAITING_APPROVAL and PAUSED wait for a person.
-NEEDS_WORKER = (RunState.QUEUED, RunState.RUNNING)
-
 
 def enqueue_advance(run: Run) -> None:
     """Queue the run's next step. Delivered at least once: a duplicate does nothing."""
@@ -60,7 +57,7 @@ def resume_stalled() -> int:
     stale = Run.objects.filter(
         Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now),
         lost,
-        state__in=NEEDS_WORKER,
+        state__in=RunState.ACTIVE,
     ).values_list("pk", "run_id", "step", "enqueued_at", "lease_expires_at")
     count = 0
     for pk, run_id, step, enqueued_at, expired in stale:

@@ -24,6 +24,8 @@ class RunState:
     # Final: no worker touches the run. Only a resume (back to QUEUED, from the last
     # savepoint) moves a failed or cancelled run on; a successful run is done for good.
     FINAL = (DONE_SUCCESS, DONE_FAILED, CANCELLED)
+    # A worker executes steps of these; AWAITING_APPROVAL and PAUSED wait for a person.
+    ACTIVE = (QUEUED, RUNNING)
     RESUMABLE = (DONE_FAILED, CANCELLED)
     TRANSITIONS = {
         QUEUED: {RUNNING, DONE_FAILED, CANCELLED},

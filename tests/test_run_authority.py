@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -21,7 +20,8 @@ from runs import queue
 from runs.executor import execute_step
 from runs.models import Run
 from runs.states import AttemptState, PhaseState, RunState
-from tests.builds import APPROVE, block, config, drive, git, make_repo, phase, start
+from tests.builds import APPROVE, block, config, drive, git, phase, start
+from tests.drills import bare_remote
 from tests.fake_llm import Reply
 from tests.support import step_in_subprocess
 
@@ -35,10 +35,7 @@ def note(name: str) -> str:
 @pytest.fixture
 def remote(tmp_path) -> Path:
     """The project's repository, bare, as a team's remote is."""
-    source = make_repo(tmp_path / "source")
-    bare = tmp_path / "remote.git"
-    subprocess.run(["git", "clone", "-q", "--bare", str(source), str(bare)], check=True)
-    return bare
+    return bare_remote(tmp_path)
 
 
 def on_machine(settings, home: Path) -> None:

@@ -254,19 +254,15 @@ class GitWorkspace:
         branch = f"autopack/{run_id}"
         with _locked(clone):
             origin = cls._clone(source, clone)
+            target = start or cls._base(origin, source, base_branch)
+            _ensure_commit(origin.git, target, source, branches, branch)
             if not os.path.lexists(worktree / ".git"):
-                target = start or cls._base(origin, source, base_branch)
-                _ensure_commit(origin.git, target, source, branches, branch)
                 worktree.parent.mkdir(parents=True, exist_ok=True)
                 origin.git.worktree("prune")
                 origin.git.worktree("add", "--force", "-B", branch, str(worktree), target)
             workspace = cls(worktree, Path(origin.git_dir))
             workspace.branch = branch
-            if start:
-                _ensure_commit(workspace.git, start, source, branches, branch)
-                workspace.reset_to(start)
-            else:
-                workspace.rollback()
+            workspace.reset_to(target)
         return workspace
 
     @staticmethod

@@ -25,14 +25,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from autopack_site import embedded_db
+from autopack_site.backoff import Backoff
 from autopack_site.env import envstr, generated_secret
 from autopack_site.readiness import ensure_migrated
 from runs.engine.commands import die_with_parent
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 60
-MAX_BACKOFF_SECONDS = 30
-HEALTHY_AFTER_SECONDS = 60
 
 
 class Command(BaseCommand):
@@ -120,10 +119,9 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def _supervise(self, commands: dict, children: dict, stop: threading.Event) -> None:
-        """Start a child that died again, after 1 s doubling to 30 s while it keeps
-        dying young; until Ctrl-C or SIGTERM."""
+        """Start a child that died again (after its Backoff), until Ctrl-C or SIGTERM."""
         started = {name: time.monotonic() for name in children}
-        backoff = dict.fromkeys(children, 1.0)
+        backoff = {name: Backoff() for name in children}
         due: dict[str, float] = {}
         while not stop.wait(0.2):
             now = time.monotonic()
@@ -137,14 +135,12 @@ class Command(BaseCommand):
                 code = child.poll()
                 if code is None:
                     continue
-                if now - started[name] > HEALTHY_AFTER_SECONDS:
-                    backoff[name] = 1.0
+                wait = backoff[name].after(now - started[name])
                 self.stderr.write(
-                    f"{name} exited with code {code}; starting it again in {backoff[name]:.0f} s"
+                    f"{name} exited with code {code}; starting it again in {wait:.0f} s"
                 )
                 self._kill_group(child)
-                due[name] = now + backoff[name]
-                backoff[name] = min(backoff[name] * 2, MAX_BACKOFF_SECONDS)
+                due[name] = now + wait
 
     @staticmethod
     def _kill_group(child: subprocess.Popen) -> None:

@@ -30,6 +30,7 @@ from django.db import DatabaseError, connection
 from django_q.cluster import Cluster, Sentinel
 from django_q.models import Schedule
 
+from autopack_site.backoff import Backoff
 from autopack_site.readiness import ensure_migrated
 from governance.services import expire_requests
 from runs.engine.commands import die_with_parent
@@ -41,8 +42,6 @@ logger = logging.getLogger("autopack.worker")
 # Schedules earlier versions kept in the queue; the sweep does their work now.
 OLD_SCHEDULES = ("autopack: resume stalled runs", "autopack: expire governance requests")
 EXPIRE_EVERY_SECONDS = 60  # and tidy worktrees
-MAX_BACKOFF_SECONDS = 30
-HEALTHY_AFTER_SECONDS = 60
 STOP_GRACE_SECONDS = 30
 CLUSTER_DIED = 3
 
@@ -104,7 +103,7 @@ class Command(BaseCommand):
             signal.signal(signum, stop)
         sweeper = threading.Thread(target=self._sweep, args=(stopping,), daemon=True)
         sweeper.start()
-        backoff = 1.0
+        backoff = Backoff()
         while not stopping.is_set():
             started = time.monotonic()
             child[:] = [
@@ -119,14 +118,12 @@ class Command(BaseCommand):
                     self._stop(child[0])
             if stopping.is_set():
                 break
-            if time.monotonic() - started > HEALTHY_AFTER_SECONDS:
-                backoff = 1.0
+            wait = backoff.after(time.monotonic() - started)
             self.stderr.write(
                 f"the queue's processes stopped (exit {child[0].returncode}); "
-                f"restarting them in {backoff:.0f} s"
+                f"restarting them in {wait:.0f} s"
             )
-            stopping.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            stopping.wait(wait)
         sweeper.join(5)
 
     @staticmethod
