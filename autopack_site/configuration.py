@@ -3,9 +3,10 @@
     config/models.yaml      AUTOPACK_MODELS      model routing and escalation
     config/prices.yaml      AUTOPACK_PRICES      USD per million tokens
     config/governance.yaml  AUTOPACK_GOVERNANCE  protected paths, risk, notifications
+    config/diagnostics.yaml AUTOPACK_DIAGNOSTICS read-only probes after a failed attempt
 
 Every process validates them when it starts (Django system checks autopack.E001 to
-E003: `autopack check`; `up`, `worker`, `serve`, `run` and `demo` refuse to start on
+E004: `autopack check`; `up`, `worker`, `serve`, `run` and `demo` refuse to start on
 errors). Afterwards a file is read again when it changes on disk. A change that does not
 validate is logged and the last valid version stays in use, so a typo saved while
 workers run does not fail their runs.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from runs.engine.diagnostics import DiagnosticsConfig, load_diagnostics_config
 
 from governance.config import GovernanceConfig, parse_governance
 from runs.engine.configfile import ConfigFileError
@@ -48,7 +50,10 @@ PRICES = ConfigFile("autopack.E002", "AUTOPACK_PRICES", "price table", load_pric
 GOVERNANCE = ConfigFile(
     "autopack.E003", "AUTOPACK_GOVERNANCE", "governance config", parse_governance
 )
-FILES = (MODELS, PRICES, GOVERNANCE)
+DIAGNOSTICS = ConfigFile(
+    "autopack.E004", "AUTOPACK_DIAGNOSTICS", "diagnostics config", load_diagnostics_config
+)
+FILES = (MODELS, PRICES, GOVERNANCE, DIAGNOSTICS)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,10 @@ def prices() -> PriceTable:
 
 def governance() -> GovernanceConfig:
     return current(GOVERNANCE)
+
+
+def diagnostics() -> DiagnosticsConfig:
+    return current(DIAGNOSTICS)
 
 
 def problems() -> list[tuple[ConfigFile, str]]:

@@ -214,6 +214,9 @@ AUTOPACK_HEALTH_BUDGET = {
     "repeated_failures": envint("AUTOPACK_MAX_REPEATED_FAILURES", 3, minimum=1),
 }
 AUTOPACK_GOVERNANCE = Path(envstr("AUTOPACK_GOVERNANCE") or BASE_DIR / "config" / "governance.yaml")
+AUTOPACK_DIAGNOSTICS = Path(
+    envstr("AUTOPACK_DIAGNOSTICS") or BASE_DIR / "config" / "diagnostics.yaml"
+)
 # Local folders under which users who are not staff may create projects (comma-separated);
 # otherwise they use git URLs.
 AUTOPACK_REPO_ROOTS = envlist("AUTOPACK_REPO_ROOTS", [])

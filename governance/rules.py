@@ -9,7 +9,7 @@ from django.db.models import F, Q
 
 from governance.models import LearnedRule
 from runs.engine.policy import _normalise_scope
-from runs.engine.signature import normalise
+from runs.engine.failures import normalise
 from runs.models import Attempt, Phase, Run
 
 

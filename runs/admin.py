@@ -5,8 +5,10 @@ from django.http import HttpRequest
 from runs import services
 from runs.models import (
     Attempt,
+    Decision,
     Issue,
     Phase,
+    PhasePlan,
     Project,
     ProjectMember,
     Run,
@@ -162,6 +164,31 @@ class AttemptAdmin(admin.ModelAdmin):
     list_filter = ["state", "outcome", "run__project"]
     search_fields = ["phase__phase_id", "run__run_id"]
     readonly_fields = [f.name for f in Attempt._meta.fields]
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    """Recovery decisions after failed attempts (runs/engine/recovery.py): a record."""
+
+    list_display = ["phase", "attempt", "action", "failure_kind", "model", "created_at"]
+    list_filter = ["action", "failure_kind", "run__project"]
+    search_fields = ["phase__phase_id", "run__run_id", "reason"]
+    readonly_fields = [f.name for f in Decision._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(PhasePlan)
+class PhasePlanAdmin(admin.ModelAdmin):
+    """Versions of a phase's plan: as configured, then each replan."""
+
+    list_display = ["phase", "version", "reason", "created_at"]
+    search_fields = ["phase__phase_id", "phase__run__run_id"]
+    readonly_fields = [f.name for f in PhasePlan._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Issue)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,7 +18,7 @@ from pygments.lexers import DiffLexer
 from runs import access
 from runs.environments import run_baselines
 from runs.events import describe
-from runs.models import Attempt, Phase, Run, RunEvent
+from runs.models import Attempt, Phase, PhasePlan, Run, RunEvent
 from runs.states import AttemptState, PhaseState
 
 LOG_LIMIT = 300
@@ -96,6 +97,7 @@ class AttemptView:
     calls: list
     tokens: int
     cost: Decimal | None
+    decisions: list
 
 
 def _attempt_view(attempt: Attempt) -> AttemptView:
@@ -112,7 +114,36 @@ def _attempt_view(attempt: Attempt) -> AttemptView:
         calls=calls,
         tokens=sum(c.total_tokens or 0 for c in calls),
         cost=None if any(c is None for c in costs) or not costs else sum(costs, Decimal(0)),
+        decisions=list(attempt.decisions.all()),
     )
+
+
+def _plan_text(plan: PhasePlan) -> list[str]:
+    lines = [f"description: {line}" for line in plan.description.splitlines()]
+    lines += [f"criterion: {c}" for c in plan.acceptance_criteria]
+    lines += [f"approach: {line}" for line in plan.approach.splitlines()]
+    lines += [f"scope: {p}" for p in plan.scope_paths]
+    return lines
+
+
+def plan_versions(phase: Phase) -> list[dict]:
+    """Each version of the phase's plan with what changed from the one before."""
+    plans = list(phase.plans.all())
+    views = []
+    for before, plan in zip([None, *plans], plans, strict=False):
+        diff = ""
+        if before is not None:
+            diff = "\n".join(
+                difflib.unified_diff(
+                    _plan_text(before),
+                    _plan_text(plan),
+                    f"v{before.version}",
+                    f"v{plan.version}",
+                    lineterm="",
+                )
+            )
+        views.append({"plan": plan, "diff": diff})
+    return views
 
 
 def _timeline(run: Run, phases: list[Phase]) -> list[dict]:
@@ -140,21 +171,36 @@ def _timeline(run: Run, phases: list[Phase]) -> list[dict]:
                     f", {attempt.model}",
                 }
             )
-        rows.append({"phase": phase, "bars": bars})
+        marks = [
+            {
+                "left": f"{min(99.5, (d.created_at - start).total_seconds() / total * 100):.2f}",
+                "action": d.action,
+                "label": f"after attempt {d.attempt.number}: {d.get_action_display()}: "
+                f"{d.reason[:200]}",
+            }
+            for d in phase.decisions.all()
+        ]
+        rows.append({"phase": phase, "bars": bars, "marks": marks})
     return rows
 
 
 def run_context(run: Run, user: AbstractBaseUser) -> dict:
     phases = list(
         run.phases.select_related("tier")
-        .prefetch_related("attempts__llm_calls")
+        .prefetch_related(
+            "attempts__llm_calls", "attempts__decisions", "plans", "decisions__attempt"
+        )
         .order_by("tier__index", "index")
     )
     tiers: dict[int, dict] = {}
     for phase in phases:
         tier = tiers.setdefault(phase.tier.index, {"tier": phase.tier, "phases": []})
         tier["phases"].append(
-            {"phase": phase, "attempts": [_attempt_view(a) for a in phase.attempts.all()]}
+            {
+                "phase": phase,
+                "attempts": [_attempt_view(a) for a in phase.attempts.all()],
+                "plans": plan_versions(phase) if phase.plan_version > 1 else [],
+            }
         )
     done = sum(p.state == PhaseState.COMPLETE for p in phases)
     return {

@@ -107,6 +107,11 @@ def prepare_for(
     return environment
 
 
+def discard(key: str) -> bool:
+    """Drop the cached environment `key` so the next preparation builds it again."""
+    return EnvironmentCache(settings.AUTOPACK_ENVIRONMENTS).discard(key)
+
+
 def reference(
     run: Run,
     command: str,

@@ -63,6 +63,32 @@ def describe(event: RunEvent) -> str | None:
             return f"  the auditor's reply could not be read ({p['problem']}); asking again"
         case "verdict":
             return f"  auditor: {p['verdict']}: {'; '.join(p['reasons'])}"
+        case "decision":
+            hint = f" (hint: {p['hint'][:200]})" if p.get("hint") else ""
+            return (
+                f"  recovery after phase {p['phase_id']} attempt {p['attempt']} "
+                f"({p['failure'].replace('_', ' ')}): {p['action'].replace('_', ' ')}: "
+                f"{p['reason']}{hint}"
+            )
+        case "doctor":
+            return (
+                f"  doctor {p['model']}: {p['action']} (confidence {p['confidence']:.2f}): "
+                f"{p['reasoning'][:300]}"
+            )
+        case "replanned":
+            refused = (
+                f"; not granted: {', '.join(p['refused_paths'])}" if p.get("refused_paths") else ""
+            )
+            return f"  phase {p['phase_id']} replanned: plan version {p['version']}{refused}"
+        case "fix_applied":
+            return f"  known fix {p['pattern']}: {p['action'].replace('_', ' ')}"
+        case "fix_executed":
+            return f"  doctor's fix `{p['command']}` exited {p['exit_code']}"
+        case "fix_refused":
+            return f"  doctor's fix refused: {p['reason']}"
+        case "rolled_back":
+            queued = ", ".join(p["requeued"]) or "nothing"
+            return f"rolled back to {p['target']} ({p['commit'][:10]}); queued again: {queued}"
         case "savepoint":
             pushed = f", pushed to {p['pushed_to']}" if p.get("pushed_to") else ""
             return f"  savepoint {p['commit'][:10]}{pushed}"

@@ -19,6 +19,7 @@ from autopack_site import configuration
 from governance.models import GovernanceRequest
 from governance.notifications import notify
 from runs import environments, services
+from runs.engine.failures import signature
 from runs.engine.gates.results import TestResults
 from runs.engine.outcomes import (
     BudgetExhausted,
@@ -30,7 +31,6 @@ from runs.engine.outcomes import (
     RunStopped,
 )
 from runs.engine.sandbox import sandbox_problem
-from runs.engine.signature import signature
 from runs.engine.toolchains import SetupFailed
 from runs.engine.workspace import GitWorkspace
 from runs.lease import Lease, LeaseLost

@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from runs.engine.failures import FailureKind
+from runs.engine.recovery import Action
 from runs.engine.spec import title
 from runs.states import AttemptState, FailureCode, Outcome, PhaseState, RunState
 
@@ -249,6 +251,13 @@ class Phase(models.Model):
     savepoint = models.CharField(
         max_length=64, blank=True, help_text="The commit recorded when the phase completed"
     )
+    approach = models.TextField(blank=True, help_text="How to go about it (from a replan)")
+    plan_version = models.PositiveIntegerField(
+        default=1, help_text="Replans made a new version of the description and criteria"
+    )
+    executables = models.JSONField(
+        default=list, blank=True, help_text="Files a known fix marks executable"
+    )
 
     class Meta:
         ordering = ["run", "tier__index", "index"]
@@ -291,6 +300,10 @@ class Attempt(models.Model):
     auditor_verdict = models.JSONField(null=True, blank=True)
     savepoint = models.CharField(max_length=64, blank=True)
     failure_signature = models.CharField(max_length=40, blank=True)
+    failure_kind = models.CharField(max_length=30, choices=FailureKind.CHOICES, blank=True)
+    diagnostics = models.JSONField(
+        default=list, blank=True, help_text="Read-only probes run after the failure"
+    )
     context_files = models.JSONField(default=list, blank=True)
     omitted_files = models.JSONField(default=list, blank=True)
     truncations = models.PositiveIntegerField(default=0)
@@ -305,6 +318,56 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phase} attempt {self.number}"
+
+
+class Decision(models.Model):
+    """One step of recovery after a failed attempt (runs/engine/recovery.py): what was
+    decided, why, and the inputs it was decided from."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="decisions")
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="decisions")
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="decisions")
+    action = models.CharField(max_length=30, choices=Action.CHOICES)
+    reason = models.TextField()
+    failure_kind = models.CharField(max_length=30, choices=FailureKind.CHOICES, blank=True)
+    hint = models.TextField(blank=True, help_text="What the next Builder is told")
+    model = models.CharField(max_length=200, blank=True)
+    inputs = models.JSONField(default=dict)
+    result = models.JSONField(
+        default=dict, blank=True, help_text="What carrying it out gave: advice, a fix's output"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.phase} after attempt {self.attempt.number}: {self.action}"
+
+
+class PhasePlan(models.Model):
+    """A version of a phase's plan: the first as configured, later ones from replans."""
+
+    phase = models.ForeignKey(Phase, on_delete=models.CASCADE, related_name="plans")
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    acceptance_criteria = models.JSONField(default=list, blank=True)
+    approach = models.TextField(blank=True)
+    scope_paths = models.JSONField(default=list)
+    refused_paths = models.JSONField(
+        default=list, blank=True, help_text="Asked for outside the scope: not granted"
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phase", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "version"], name="phase_plan_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase} plan v{self.version}"
 
 
 class TestBaseline(models.Model):

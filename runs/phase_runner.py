@@ -1,7 +1,10 @@
-"""One attempt at a phase, from the Django side: choose the models, build the engine's
-dependencies, run the attempt (or continue an approved one), and store what happened."""
+"""One attempt at a phase, from the Django side: have recovery decide what follows the
+last failure, choose the models, build the engine's dependencies, run the attempt (or
+continue an approved one), and store what happened."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -10,35 +13,27 @@ from governance import backlog, rules
 from governance.gatekeeper import Gatekeeper
 from governance.notifications import notify
 from governance.secrets import scrub, scrub_data
-from runs import environments, services
+from runs import environments, recovery, services
 from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
+from runs.engine.diagnostics import run_probes, wants
 from runs.engine.edits import edit_format
 from runs.engine.escalation import choose
+from runs.engine.failures import Failure, signature
 from runs.engine.gates.deliverables import DeliverablesGate
 from runs.engine.gates.results import TestResults
 from runs.engine.gates.tests import DiscoveredTestGate, Runtime, TestGate
 from runs.engine.llm import LLMCaller, provider_for
 from runs.engine.outcomes import AttemptResult, AwaitingApproval, RunStopped
 from runs.engine.routing import ModelsConfig
-from runs.engine.signature import signature
-from runs.engine.spec import AttemptPlan, PhaseSpec
+from runs.engine.spec import AttemptPlan
 from runs.engine.toolchains import Environment
 from runs.engine.workspace import GitWorkspace
 from runs.lease import Lease
 from runs.models import Attempt, Phase, Run
 from runs.providers import configured_providers, override_for
 from runs.recorder import DjangoRecorder
-from runs.states import AttemptState, FailureCode, Outcome, PhaseState, RunState
+from runs.states import AttemptState, Outcome, PhaseState, RunState
 from telemetry.budgets import budget_for, check_health
-
-# The attempts that count against a phase's limit.
-COUNTED = (AttemptState.FAILED, AttemptState.ABANDONED)
-
-
-class PhaseFailed(RunStopped):
-    """The phase ran out of attempts; the run ends DONE_FAILED / phase_failed."""
-
-    outcome = FailureCode.PHASE_FAILED
 
 
 def attempt_phase(
@@ -50,36 +45,43 @@ def attempt_phase(
     references: dict[str, TestResults],
     lease: Lease,
 ) -> None:
-    """One attempt at the phase. Every state change is recorded under the run's lease
+    """One attempt at the phase, after recovery has decided what follows its last
+    failure (runs.recovery). Every state change is recorded under the run's lease
     (`lease.fence()`); a passed attempt's savepoint is pushed first, so what the database
     records is on the remote."""
     if phase.state == PhaseState.QUEUED:
         with lease.fence():
             services.transition_phase(phase, PhaseState.EXECUTING)
             services.sync_tier_state(phase.tier)
-    # Attempts a dying worker abandoned count: a phase that kills its worker must end.
-    failed = list(phase.attempts.filter(state__in=COUNTED).order_by("number"))
     approved = phase.attempts.filter(state=AttemptState.APPROVED).first()
-    if approved is None and len(failed) >= phase.max_attempts:
-        _fail_phase(run, phase, failed[-1], lease)  # e.g. the last attempt was denied
+    # Attempts a dying worker abandoned count: a phase that kills its worker must end.
+    history = recovery.failures(phase)
+    decided = recovery.Next()
+    if approved is None and history:
+        decided = recovery.after_failure(run, phase, history, config, workspace, lease)
+        if decided.done:
+            return
     check_health(run)
     recorder = DjangoRecorder(run, phase, lease=lease)
     llm = LLMCaller(
         configured_providers(), budget_for(run, phase), recorder, override=override_for(run)
     )
-    choice = None if approved else _choice(phase, config, len(failed))
+    choice = None if approved else _choice(phase, config, len(history))
     require_providers(run, phase, config)
     with lease.fence():
         attempt = approved or _new_attempt(run, phase, choice)
     recorder.attempt = attempt
-    told = [a.feedback for a in failed if a.number < attempt.number and a.feedback]
+    told = [f.feedback for f in history if f.attempt < attempt.number and f.feedback]
     plan = AttemptPlan(
-        spec=_spec(run, phase),
+        spec=recovery.spec_of(run, phase),
         number=attempt.number,
         builder_model=attempt.model,
         auditor_model=attempt.auditor_model or None,
         feedback=told[-1] if told else "",
         hints=tuple(rules.hints_for(run, phase)),
+        recovery_hint=decided.hint,
+        history=recovery.history_lines(history),
+        executables=tuple(phase.executables),
     )
     deps = AttemptDeps(
         llm=llm,
@@ -89,6 +91,7 @@ def attempt_phase(
         recorder=recorder,
         limits=_limits(config),
         governance=_gatekeeper(run, phase, attempt),
+        diagnose=_diagnose(run, phase, workspace, environment),
     )
     try:
         if approved:
@@ -111,10 +114,10 @@ def attempt_phase(
             workspace.publish(result.savepoint, remote)
         _store(attempt, result)
         _after_attempt(run, phase, attempt, remote)
+        if result.diagnostics:
+            recovery.record_diagnostics(run, phase, attempt, result)
     if result.passed:
         _remember_tests(run, result, attempt.savepoint)
-    elif len(failed) + 1 >= phase.max_attempts:
-        _fail_phase(run, phase, attempt, lease)
 
 
 def _choice(phase: Phase, config: ModelsConfig, failures: int):
@@ -130,7 +133,7 @@ def require_providers(run: Run, phase: Phase, config: ModelsConfig) -> None:
     if approved is not None:  # an approved attempt continues with its own models
         models = [approved.model, approved.auditor_model]
     else:
-        failed = phase.attempts.filter(state__in=COUNTED).count()
+        failed = phase.attempts.filter(state__in=recovery.COUNTED).count()
         choice = _choice(phase, config, failed)
         models = [choice.builder, choice.auditor]
     for model in filter(None, models):
@@ -196,6 +199,8 @@ def _store(attempt: Attempt, result: AttemptResult) -> None:
         auditor_verdict=scrub_data(result.auditor),
         savepoint=result.savepoint,
         failure_signature="" if result.passed else signature(result.outcome, result.message),
+        failure_kind=result.kind,
+        diagnostics=scrub_data(result.diagnostics),
         context_files=result.context_files or attempt.context_files,
         omitted_files=result.omitted_files or attempt.omitted_files,
         truncations=result.truncations,
@@ -222,41 +227,6 @@ def _after_attempt(run: Run, phase: Phase, attempt: Attempt, remote: str) -> Non
         backlog.record_failure(attempt)
         Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)
     services.sync_tier_state(phase.tier)
-
-
-def _fail_phase(run: Run, phase: Phase, last: Attempt, lease: Lease) -> None:
-    with lease.fence():
-        services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
-        services.sync_tier_state(phase.tier)
-    notify(
-        "phase_failed",
-        run,
-        f"phase {phase.phase_id} failed: {last.error[:300]}",
-        phase_id=phase.phase_id,
-    )
-    raise PhaseFailed(
-        f"phase {phase.phase_id} failed after {last.number} attempt(s); last: {last.error}"
-    )
-
-
-def _spec(run: Run, phase: Phase) -> PhaseSpec:
-    return PhaseSpec(
-        run_id=run.run_id,
-        phase_id=phase.phase_id,
-        goal=run.goal,
-        task_name=phase.name,
-        description=phase.description,
-        category=phase.category,
-        complexity=phase.complexity,
-        scope_paths=tuple(phase.scope_paths),
-        read_only_context=tuple((c["path"], c.get("reason", "")) for c in phase.read_only_context),
-        deliverables=tuple(phase.deliverables),
-        acceptance_criteria=tuple(phase.acceptance_criteria),
-        allow_binary=phase.allow_binary,
-        withheld=()
-        if run.project.send_secret_files
-        else tuple(configuration.governance().secret_files),
-    )
 
 
 def _gates(
@@ -304,6 +274,29 @@ def _gates(
             )
         )
     return gates
+
+
+def _diagnose(
+    run: Run, phase: Phase, workspace: GitWorkspace, environment: Environment | None
+) -> Callable[[Failure], list[dict]] | None:
+    """The probes a failed attempt gets before it is rolled back (config/diagnostics.yaml)."""
+    config = configuration.diagnostics()
+    commands = environments.gate_commands(run, phase, environment)
+
+    def diagnose(failure: Failure) -> list[dict]:
+        if not wants(config, failure.kind):
+            return []
+        results = run_probes(
+            workspace.root,
+            failure,
+            config,
+            environment.runtime if environment else Runtime(),
+            sandbox=bool(run.sandboxed),
+            test_command=commands[0].command if commands else "",
+        )
+        return [probe.as_dict() for probe in results]
+
+    return diagnose
 
 
 def _remember_tests(run: Run, result: AttemptResult, savepoint: str) -> None:

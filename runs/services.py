@@ -16,6 +16,7 @@ from autopack_site import configuration
 from governance.secrets import scrub_data
 from runs import access, live
 from runs.config import ConfigError, RunConfig, parse_run_config
+from runs.engine.failures import classify
 from runs.engine.outcomes import ConfigurationError
 from runs.models import Attempt, Phase, Project, ProjectMember, Role, Run, RunEvent, Tier
 from runs.queue import enqueue_advance
@@ -279,6 +280,10 @@ def move_attempt(attempt: Attempt, target: str, **fields: Any) -> None:
 
 def finish_attempt(attempt: Attempt, target: str, **fields: Any) -> None:
     check_transition(AttemptState, "attempt", f"{attempt.number}", attempt.state, target)
+    if target != AttemptState.PASSED and not fields.get("failure_kind"):
+        fields["failure_kind"] = classify(
+            fields.get("outcome", ""), fields.get("error", ""), fields.get("gate_results")
+        )
     _conditional_update(attempt, attempt.state, state=target, finished_at=timezone.now(), **fields)
 
 

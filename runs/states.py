@@ -53,9 +53,10 @@ class PhaseState:
     FINAL = (COMPLETE, FAILED, SKIPPED)
     TRANSITIONS = {
         QUEUED: {EXECUTING, SKIPPED},
-        EXECUTING: {AWAITING_APPROVAL, COMPLETE, FAILED},
+        # Recovery may skip a phase, or roll the run back and queue it again.
+        EXECUTING: {AWAITING_APPROVAL, COMPLETE, FAILED, SKIPPED, QUEUED},
         AWAITING_APPROVAL: {EXECUTING, FAILED},
-        COMPLETE: set(),
+        COMPLETE: {QUEUED},  # a rollback to an earlier savepoint queues it again
         FAILED: {QUEUED},  # a resumed run retries its failed phase
         SKIPPED: set(),
     }

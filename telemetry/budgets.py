@@ -43,10 +43,8 @@ def health_limits(run: Run) -> dict[str, int]:
     return {**settings.AUTOPACK_HEALTH_BUDGET, **run.health_budget}
 
 
-def check_health(run: Run) -> None:
-    """Stop the run before another attempt once a health budget is used up. Failures are
-    counted from the run's last (re)start, so a resumed run gets a fresh allowance."""
-    limits = health_limits(run)
+def _health_counts(run: Run) -> tuple[dict[str, tuple[int, str]], list[Attempt]]:
+    """Failures counted against each health budget since the run's last (re)start."""
     since = run.active_since
     attempts = Attempt.objects.filter(run=run, started_at__gte=since)
     # Attempts abandoned by a dying worker count as failures.
@@ -68,6 +66,21 @@ def check_health(run: Run) -> None:
         ),
         "total_failures": (len(failed), "failed attempts"),
     }
+    return counts, failed
+
+
+def health_used(run: Run) -> float:
+    """How much of its fullest health budget the run has used, 0 to 1 (or more)."""
+    limits = health_limits(run)
+    counts, _ = _health_counts(run)
+    return max(count / limits[key] for key, (count, _) in counts.items())
+
+
+def check_health(run: Run) -> None:
+    """Stop the run before another attempt once a health budget is used up. Failures are
+    counted from the run's last (re)start, so a resumed run gets a fresh allowance."""
+    limits = health_limits(run)
+    counts, failed = _health_counts(run)
     for key, (count, what) in counts.items():
         if count >= limits[key]:
             raise BudgetExhausted(

@@ -42,6 +42,16 @@ def block(path: str, search: str, replace: str) -> str:
     return f"{path}\n```python\n<<<<<<< SEARCH\n{search}=======\n{replace}>>>>>>> REPLACE\n```\n"
 
 
+# The demo's usual correct change: a quantity_of function below remove_item.
+QUANTITY = block(
+    "inventory/stock.py",
+    "    stock[item] -= quantity\n",
+    "    stock[item] -= quantity\n\n\n"
+    "def quantity_of(stock: dict[str, int], item: str) -> int:\n"
+    "    return stock.get(item, 0)\n",
+)
+
+
 def phase(phase_id: str, index: int, paths: list[str], **extra) -> dict:
     return {
         "phase_id": phase_id,
@@ -97,6 +107,9 @@ def write_models(path: Path, **sections) -> Path:
             "high": ["anthropic/claude-audit"],
         },
     }
+    # The Doctor and replanning are asked for by the tests about recovery.
+    sections.setdefault("doctor", {"enabled": False})
+    sections.setdefault("replan", {"enabled": False})
     data = {
         "escalation_chains": {
             role: {level: {"models": models} for level, models in levels.items()}

@@ -39,12 +39,17 @@ class Seen:
 
 
 def _role(system: str) -> str:
-    return "auditor" if "You are the Auditor" in system else "builder"
+    for role in ("auditor", "doctor", "planner"):
+        if f"You are the {role.title()}" in system:
+            return role
+    return "builder"
 
 
 class FakeLLM:
     def __init__(self) -> None:
-        self.replies: dict[str, deque[Reply]] = {"builder": deque(), "auditor": deque()}
+        self.replies: dict[str, deque[Reply]] = {
+            role: deque() for role in ("builder", "auditor", "doctor", "planner")
+        }
         self.seen: list[Seen] = []
         self.counted: list[int] = []
         self._lock = threading.Lock()

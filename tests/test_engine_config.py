@@ -43,7 +43,8 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
     path = write_models(
         tmp_path / "m.yaml",
         complexity_escalation={"thresholds": {"low_to_medium": 0}},
-        replan={"trigger_threshold": 2},
+        replan={"trigger_threshold": 2, "similarity": 0.8},
+        doctor_models={"cheap": "sonnet-without-provider"},
     )
 
     with pytest.raises(ConfigFileError) as raised:
@@ -52,7 +53,10 @@ def test_unknown_and_bad_keys_are_named(tmp_path):
     assert "complexity_escalation.thresholds.low_to_medium: Input should be greater than" in str(
         raised.value
     )
-    assert "replan: unknown key" in str(raised.value)
+    assert "replan.similarity: unknown key" in str(raised.value)
+    assert "doctor_models.cheap: 'sonnet-without-provider' does not say which provider" in str(
+        raised.value
+    )
 
 
 def test_invalid_yaml_is_reported_with_the_file(tmp_path):

@@ -11,18 +11,11 @@ import pytest
 from runs.models import Attempt, Phase
 from runs.states import AttemptState, PhaseState, RunState
 from telemetry.models import LlmCall
-from tests.builds import APPROVE, block, config, drive, git, phase, start, write_models
+from tests.builds import APPROVE, QUANTITY, block, config, drive, git, phase, start, write_models
 from tests.fake_llm import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-QUANTITY = block(
-    "inventory/stock.py",
-    "    stock[item] -= quantity\n",
-    "    stock[item] -= quantity\n\n\n"
-    "def quantity_of(stock: dict[str, int], item: str) -> int:\n"
-    "    return stock.get(item, 0)\n",
-)
 REGRESSION = block(
     "inventory/stock.py",
     "    if stock.get(item, 0) < quantity:\n        raise OutOfStock(item)\n",

@@ -78,9 +78,9 @@ def test_stale_copy_cannot_overwrite_a_newer_state(run):
 def test_phase_transitions_are_checked(run):
     phase = run.phases.get(phase_id="search-index")
 
+    with pytest.raises(IllegalTransition, match="search-index cannot go from QUEUED to COMPLETE"):
+        services.transition_phase(phase, PhaseState.COMPLETE)
     services.transition_phase(phase, PhaseState.EXECUTING)
-    with pytest.raises(IllegalTransition, match="search-index cannot go from EXECUTING to SKIPPED"):
-        services.transition_phase(phase, PhaseState.SKIPPED)
     services.transition_phase(phase, PhaseState.FAILED, reason="tests failed")
     with pytest.raises(IllegalTransition):
         services.transition_phase(phase, PhaseState.EXECUTING)

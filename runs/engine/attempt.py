@@ -14,6 +14,7 @@ from runs.engine.context import build_context
 from runs.engine.edits.apply import compute_changes
 from runs.engine.edits.diffs import changes_diff, count_lines
 from runs.engine.edits.search_replace import path_from_line
+from runs.engine.failures import Failure, failure_of
 from runs.engine.gates.deliverables import free_text
 from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import (
@@ -65,6 +66,8 @@ class AttemptDeps:
     recorder: Recorder
     limits: Limits = Limits()
     governance: Governance | None = None
+    # Read-only probes of a failed attempt, run before it is rolled back (diagnostics.py).
+    diagnose: Callable[[Failure], list[dict]] | None = None
 
 
 def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
@@ -90,12 +93,25 @@ def _guarded(
         _verify(plan, deps, result)
         return result
     except AttemptFailure as failure:
-        deps.workspace.rollback()
         result.outcome, result.message, result.feedback = (
             failure.outcome,
             str(failure),
             failure.feedback,
         )
+        seen = failure_of(
+            plan.number,
+            result.outcome,
+            result.message,
+            gates=result.gates,
+            model=plan.builder_model,
+            feedback=result.feedback,
+            changed_files=result.changed_files,
+            diff=result.diff,
+        )
+        result.kind = seen.kind
+        if deps.diagnose is not None:
+            result.diagnostics = deps.diagnose(seen)
+        deps.workspace.rollback()
         deps.recorder.event(
             "rollback",
             phase_id=plan.spec.phase_id,
@@ -134,7 +150,21 @@ def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
     if deps.governance is not None:
         deps.governance.review(proposal)
     result.changed_files, method = _write(checked, deps)
+    result.changed_files = _mark_executable(plan, policy, result.changed_files)
     _applied(plan, deps, result, method, blocks=len(edits))
+
+
+def _mark_executable(plan: AttemptPlan, policy: PathPolicy, changed: list[str]) -> list[str]:
+    """Set the executable bit on the files a known fix named (a script the tests run
+    that was refused with "Permission denied"); edits cannot carry file modes."""
+    marked = []
+    for raw in plan.executables:
+        path = policy.check(raw)
+        file = policy.root / path
+        if file.is_file() and not file.is_symlink():
+            file.chmod(file.stat().st_mode | 0o111)
+            marked.append(path)
+    return sorted({*changed, *marked})
 
 
 def _apply_approved(

@@ -244,6 +244,8 @@ class AttemptResult:
     context_files: list[str] = field(default_factory=list)
     omitted_files: list[str] = field(default_factory=list)
     truncations: int = 0
+    kind: str = ""  # the failure's kind (failures.FailureKind)
+    diagnostics: list[dict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -23,15 +23,22 @@ def _within(path: str, prefix: str) -> bool:
     return prefix == "" or path == prefix or path.startswith(prefix + "/")
 
 
+def in_scope(path: str, scope: Iterable[str]) -> bool:
+    """Whether `path` (or the folder it names) lies inside one of the scope's entries."""
+    target = _normalise_scope(path)
+    return any(_within(target, _normalise_scope(entry)) for entry in scope)
+
+
 @dataclass(frozen=True)
 class PathPolicy:
     root: Path
     scope: tuple[str, ...]
     read_only: tuple[str, ...] = ()
 
-    def check(self, raw: str) -> str:
+    def check(self, raw: str, folder_ok: bool = False) -> str:
         """Return the normalised relative path, or raise PolicyViolation naming the rule.
-        A path that goes through symlinks is judged where it really leads as well."""
+        A path that goes through symlinks is judged where it really leads as well. A
+        folder is refused unless `folder_ok` (edits name files)."""
         path = raw.strip().replace("\\", "/")
         if not path:
             raise PolicyViolation(raw, "empty path")
@@ -55,7 +62,7 @@ class PathPolicy:
             raise PolicyViolation(raw, "nothing under .git/ may be written")
         relative = "/".join(parts)
         self._check_rules(raw, relative, "")
-        if (self.root / relative).is_dir():
+        if (self.root / relative).is_dir() and not folder_ok:
             raise PolicyViolation(raw, "is a directory; edits name the files inside it")
         real = self._real(raw, relative)
         if real != relative:

@@ -39,6 +39,8 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
         f"# Deliverables\n{_bullets(spec.deliverables)}",
         f"# Acceptance criteria\n{_bullets(spec.acceptance_criteria)}",
     ]
+    if spec.approach:
+        parts.append(f"# Approach\n{spec.approach}")
     if plan.hints:
         parts.append("# Lessons from earlier failures in this project\n" + _bullets(plan.hints))
     files = "\n\n".join(
@@ -54,11 +56,15 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
             "# Files not shown (they look like secrets; the project does not send them to "
             "model providers)\n" + _bullets(context.withheld)
         )
+    if plan.history:
+        parts.append("# Earlier failed attempts of this phase\n" + _bullets(plan.history))
     if plan.feedback:
         parts.append(
             f"# Your previous attempt failed (attempt {plan.number - 1})\n"
             f"{plan.feedback}\n\nFix this in your new reply."
         )
+    if plan.recovery_hint:
+        parts.append(f"# Diagnosis of the last failure\n{plan.recovery_hint}")
     parts.append("Reply with your edits now.")
     return [{"role": "user", "content": "\n\n".join(parts)}]
 

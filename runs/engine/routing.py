@@ -86,6 +86,57 @@ class AuditorSettings(_Strict):
     max_output_tokens: int = Field(default=2048, ge=128)
 
 
+class DoctorModels(_Strict):
+    """Which model diagnoses a failure: `cheap` for routine ones, `strong` for high-risk
+    kinds, a health budget near its limit, or when the cheap one is unsure."""
+
+    cheap: str = "anthropic/claude-sonnet-4-5"
+    strong: str = "anthropic/claude-opus-4-5"
+    min_confidence_for_cheap: float = Field(default=0.7, ge=0, le=1)
+    health_budget_near_limit_ratio: float = Field(default=0.8, gt=0, le=1)
+    # Failure kinds (or import / logic / patch, or a phase's task_category).
+    high_risk_categories: list[str] = ["import", "logic"]
+
+    @field_validator("cheap", "strong")
+    @classmethod
+    def _qualified(cls, model: str) -> str:
+        return qualify_model(model)
+
+
+class DoctorSettings(_Strict):
+    enabled: bool = True
+    min_failures: int = Field(default=2, ge=1)  # failures of a phase before it is asked
+    max_calls_per_phase: int = Field(default=2, ge=0)
+    max_calls_per_run: int = Field(default=10, ge=0)
+    max_output_tokens: int = Field(default=1024, ge=128)
+    allow_execute_fix_global: bool = False
+    max_execute_fix_per_phase: int = Field(default=1, ge=0)
+    allowed_fix_types: list[Literal["git", "file"]] = ["git", "file"]
+    max_rollbacks_per_run: int = Field(default=1, ge=0)
+
+
+class ReplanSettings(_Strict):
+    enabled: bool = True
+    trigger_threshold: int = Field(default=2, ge=1)
+    message_similarity_enabled: bool = True
+    similarity_threshold: float = Field(default=0.8, ge=0, le=1)
+    min_message_length: int = Field(default=30, ge=0)
+    max_replans_per_phase: int = Field(default=1, ge=0)
+    # Failure kinds, or words the failure's message carries, that replan at once.
+    fatal_error_types: list[str] = ["wrong_tech_stack", "schema_mismatch", "api_contract_wrong"]
+    model: str | None = None  # the planner; default: doctor_models.strong
+    max_output_tokens: int = Field(default=2048, ge=256)
+
+    @field_validator("model")
+    @classmethod
+    def _qualified(cls, model: str | None) -> str | None:
+        return qualify_model(model) if model else None
+
+
+class FailureHardening(_Strict):
+    enabled: bool = True  # deterministic fixes for known failure patterns
+
+
 BEST_FIRST, PROGRESSIVE = "best_first", "progressive"
 
 
@@ -120,8 +171,16 @@ class ModelsConfig(_Strict):
     complexity_escalation: ComplexityEscalation = ComplexityEscalation()
     builder: BuilderSettings = BuilderSettings()
     auditor: AuditorSettings = AuditorSettings()
+    doctor_models: DoctorModels = DoctorModels()
+    doctor: DoctorSettings = DoctorSettings()
+    replan: ReplanSettings = ReplanSettings()
+    failure_hardening: FailureHardening = FailureHardening()
     # The escalation policy for phases of a task_category that set none of their own.
     llm_routing_policies: dict[str, Policy] = {}
+
+    @property
+    def planner_model(self) -> str:
+        return self.replan.model or self.doctor_models.strong
 
     def threshold(self, level: str) -> int:
         thresholds = self.complexity_escalation.thresholds

@@ -27,6 +27,7 @@ class PhaseSpec:
     deliverables: tuple[str, ...] = ()
     acceptance_criteria: tuple[str, ...] = ()
     allow_binary: bool = False
+    approach: str = ""  # how to go about it (a replan's revision)
     # Files matching these patterns are not sent to the model (they look like secrets).
     withheld: tuple[str, ...] = ()
 
@@ -38,4 +39,7 @@ class AttemptPlan:
     builder_model: str
     auditor_model: str | None
     feedback: str = ""
-    hints: tuple[str, ...] = field(default=())
+    hints: tuple[str, ...] = field(default=())  # learned rules of the project
+    recovery_hint: str = ""  # the Doctor's or a known fix's hint for this attempt
+    history: tuple[str, ...] = ()  # one line per earlier failed attempt of the phase
+    executables: tuple[str, ...] = ()  # files to mark executable after the edits

@@ -83,6 +83,19 @@ class EnvironmentCache:
                 raise
         return final, details, False
 
+    def discard(self, name: str) -> bool:
+        """Remove the environment `name` (it proved incomplete: a declared package is not
+        in it), so the next `ensure` builds it again. Returns whether it existed."""
+        with self._lock(name):
+            path = self.envs / name
+            if not path.exists():
+                return False
+            self.building.mkdir(parents=True, exist_ok=True)
+            doomed = self.building / f"{name}-discarded-{uuid.uuid4().hex[:8]}"
+            os.rename(path, doomed)
+        remove_tree(doomed)
+        return True
+
     @contextmanager
     def _lock(self, name: str) -> Iterator[None]:
         self.locks.mkdir(parents=True, exist_ok=True)
