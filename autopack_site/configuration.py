@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from runs.engine.diagnostics import DiagnosticsConfig, load_diagnostics_config
 
 from governance.config import GovernanceConfig, parse_governance
 from runs.engine.configfile import ConfigFileError
+from runs.engine.diagnostics import DiagnosticsConfig, load_diagnostics_config
 from runs.engine.outcomes import ConfigurationError
 from runs.engine.pricing import PriceTable, load_prices
 from runs.engine.routing import ModelsConfig, load_models_config
