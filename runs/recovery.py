@@ -47,6 +47,8 @@ from telemetry.models import LlmCall
 # The attempts that count against a phase's limit.
 COUNTED = (AttemptState.FAILED, AttemptState.ABANDONED)
 RETRIES = (Action.RETRY, Action.RETRY_WITH_HINT, Action.NEXT_MODEL, Action.NEXT_COMPLEXITY)
+# Known fixes after which the step ends (see after_failure).
+RESTARTS = ("rebuild_environment", "set_test_directory")
 
 
 class PhaseFailed(RunStopped):
@@ -58,7 +60,8 @@ class PhaseFailed(RunStopped):
 
 @dataclass(frozen=True)
 class Next:
-    """What the phase's next attempt is given, or that this step is over (`done`)."""
+    """What the phase's next attempt is given, and whether this step is over (`done`):
+    the attempt, if any, is made by the next step."""
 
     hint: str = ""
     done: bool = False
@@ -102,6 +105,9 @@ def after_failure(
     the decision is a retry (returned with its hint), a skip or a rollback (`done`), or
     the end of the phase (PhaseFailed)."""
     last = phase.attempts.get(number=history[-1].attempt)
+    # A fix that changed the environment or the test command ends the step: the next
+    # one prepares the environment and takes the baselines its gates compare with.
+    restart = False
     while True:
         earlier = _decisions(run, last)
         final = next((d for d in earlier if d.action not in Action.INTERIM), None)
@@ -116,7 +122,7 @@ def after_failure(
         with lease.fence():
             row = _record(run, phase, last, decision)
         if decision.action in RETRIES:
-            return Next(hint=decision.hint)
+            return Next(hint=decision.hint, done=restart)
         if decision.action == Action.FAIL:
             fail_phase(run, phase, last, lease, decision.reason)
         if decision.action == Action.SKIP_PHASE:
@@ -126,6 +132,7 @@ def after_failure(
             _rollback(run, phase, workspace, lease, row, situation)
             return Next(done=True)
         result = _carry_out(run, phase, last, history, config, workspace, situation, decision)
+        restart = restart or result.get("action") in RESTARTS
         with lease.fence():
             Decision.objects.filter(pk=row.pk).update(result=scrub_data(result))
 
