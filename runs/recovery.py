@@ -1,8 +1,8 @@
 """Carrying out recovery after a failed attempt: the policy is `runs.engine.recovery`;
 this module gathers its inputs from the database, asks it, records every decision (a
-Decision row and a `decision` event) and does what it says: apply a known fix, ask the
-Doctor, replan, run the Doctor's command, skip the phase, roll the run back, or end the
-phase. Each step is recorded before the next is decided, so a worker that dies halfway
+Decision row and a `decision` event) and does what it says: ask the Doctor, replan,
+end the phase, or (runs/remedies.py) apply a known fix, run the Doctor's command, skip
+the phase or roll the run back. Each step is recorded before the next is decided, so a worker that dies halfway
 leaves the next one to go on from the rows."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.db import transaction
 from autopack_site import configuration
 from governance.notifications import notify
 from governance.secrets import scrub, scrub_data
-from runs import environments, services
+from runs import environments, remedies, services
 from runs.engine import mitigations
 from runs.engine.diagnostics import summarise
 from runs.engine.doctor import (
@@ -27,10 +27,9 @@ from runs.engine.doctor import (
     planner_messages,
 )
 from runs.engine.failures import Failure, failure_of
-from runs.engine.fixes import FixRefused, parse_fix, run_fix
 from runs.engine.llm import LLMCaller
 from runs.engine.outcomes import AttemptFailure, ConfigurationError, RunStopped
-from runs.engine.policy import PathPolicy, in_scope
+from runs.engine.policy import in_scope
 from runs.engine.recovery import Action, Advice, Situation, decide
 from runs.engine.recovery import Decision as Decided
 from runs.engine.routing import ModelsConfig
@@ -126,10 +125,14 @@ def after_failure(
         if decision.action == Action.FAIL:
             fail_phase(run, phase, last, lease, decision.reason)
         if decision.action == Action.SKIP_PHASE:
-            _skip(run, phase, lease, decision.reason)
+            remedies.skip(run, phase, lease, decision.reason)
             return Next(done=True)
         if decision.action == Action.ROLLBACK_RUN:
-            _rollback(run, phase, workspace, lease, row, situation)
+            advice = situation.advice[-1]
+            target = advice.rollback_to or situation.rollback_targets[0]
+            result = remedies.rollback(run, workspace, lease, target, decision.reason)
+            with lease.fence():
+                Decision.objects.filter(pk=row.pk).update(result=result)
             return Next(done=True)
         result = _carry_out(run, phase, last, history, config, workspace, situation, decision)
         restart = restart or result.get("action") in RESTARTS
@@ -202,14 +205,10 @@ def _situation(
     )
 
 
-def _ordered(run: Run) -> list[Phase]:
-    return list(run.phases.select_related("tier").order_by("tier__index", "index"))
-
-
 def _dependants(run: Run, phase: Phase) -> tuple[str, ...]:
     """Later phases that build on this one: their scope or read-only context overlaps
     its scope (see the skip rule in runs/engine/recovery.py)."""
-    phases = _ordered(run)
+    phases = remedies.ordered_phases(run)
     later = phases[[p.pk for p in phases].index(phase.pk) + 1 :]
     mine = list(phase.scope_paths)
     found = []
@@ -223,7 +222,7 @@ def _dependants(run: Run, phase: Phase) -> tuple[str, ...]:
 def _rollback_targets(run: Run, phase: Phase) -> tuple[str, ...]:
     """Completed phases before this one with a savepoint, the latest first, then the
     base commit."""
-    phases = _ordered(run)
+    phases = remedies.ordered_phases(run)
     before = phases[: [p.pk for p in phases].index(phase.pk)]
     done = [p.phase_id for p in reversed(before) if p.state == PhaseState.COMPLETE and p.savepoint]
     return (*done, "base") if done else ()
@@ -267,13 +266,13 @@ def _carry_out(
     decision,
 ) -> dict:
     if decision.action == Action.APPLY_FIX:
-        return _apply_fix(run, phase, workspace, situation.mitigation)
+        return remedies.apply_fix(run, phase, workspace, situation.mitigation)
     if decision.action == Action.ASK_DOCTOR:
         return _ask_doctor(run, phase, last, history, config, decision.model)
     if decision.action == Action.REPLAN:
         return _replan(run, phase, last, history, config, decision.reason, situation.advice)
     if decision.action == Action.EXECUTE_FIX:
-        return _execute_fix(run, phase, workspace, situation.advice[-1])
+        return remedies.execute_fix(run, phase, workspace, situation.advice[-1])
     raise ValueError(f"no step carries out {decision.action}")
 
 
@@ -315,7 +314,7 @@ def _ask_doctor(
 ) -> dict:
     completed = [
         f"{p.phase_id}: {p.title} (savepoint {p.savepoint[:10]})"
-        for p in _ordered(run)
+        for p in remedies.ordered_phases(run)
         if p.state == PhaseState.COMPLETE and p.savepoint
     ]
     messages = doctor_messages(spec_of(run, phase), history, summarise(last.diagnostics), completed)
@@ -403,110 +402,6 @@ def _replan(
         refused_paths=list(revision.refused_paths),
     )
     return {"version": version, "refused_paths": list(revision.refused_paths)}
-
-
-def _apply_fix(run: Run, phase: Phase, workspace: GitWorkspace, mitigation) -> dict:
-    """A known fix's effect. Its hint goes to the next attempt with the decision."""
-    detail = dict(mitigation.detail)
-    if mitigation.action == "rebuild_environment":
-        key = (run.environment or {}).get("key", "")
-        removed = bool(key) and environments.discard(key)
-        recorder = DjangoRecorder(run, phase)
-        environment = environments.prepare_for(run, phase, workspace, recorder)
-        detail.update(discarded=removed, environment=environment.key if environment else "")
-    elif mitigation.action == "set_test_directory":
-        command = f"cd {detail['directory']} && {detail['command']}"
-        Phase.objects.filter(pk=phase.pk).update(test_command=command)
-        phase.test_command = command
-        detail["test_command"] = command
-    elif mitigation.action == "make_executable":
-        executables = sorted({*phase.executables, detail["path"]})
-        Phase.objects.filter(pk=phase.pk).update(executables=executables)
-        phase.executables = executables
-    services.record_event(
-        run,
-        "fix_applied",
-        phase_id=phase.phase_id,
-        pattern=mitigation.pattern,
-        action=mitigation.action,
-        detail=detail,
-    )
-    return {"pattern": mitigation.pattern, "action": mitigation.action, "detail": detail}
-
-
-def _execute_fix(run: Run, phase: Phase, workspace: GitWorkspace, advice: Advice) -> dict:
-    policy = PathPolicy(
-        workspace.root,
-        tuple(phase.scope_paths),
-        tuple(c["path"] for c in phase.read_only_context),
-    )
-    try:
-        fix = parse_fix(advice.fix or {}, policy)
-    except FixRefused as exc:
-        services.record_event(run, "fix_refused", phase_id=phase.phase_id, reason=str(exc))
-        return {"refused": str(exc), "fix": advice.fix}
-    result = run_fix(fix, workspace.root, sandbox=bool(run.sandboxed))
-    services.record_event(
-        run,
-        "fix_executed",
-        phase_id=phase.phase_id,
-        command=str(fix),
-        exit_code=result.exit_code,
-        output=result.output[-2000:],
-    )
-    return {"command": str(fix), "exit_code": result.exit_code, "output": result.output[-4000:]}
-
-
-def _skip(run: Run, phase: Phase, lease: Lease, reason: str) -> None:
-    with lease.fence():
-        services.transition_phase(phase, PhaseState.SKIPPED, reason=reason)
-        services.sync_tier_state(phase.tier)
-
-
-def _rollback(
-    run: Run,
-    phase: Phase,
-    workspace: GitWorkspace,
-    lease: Lease,
-    row: Decision,
-    situation: Situation,
-) -> None:
-    """Reset the integration branch to the savepoint the Doctor chose and queue every
-    phase after it again."""
-    advice = situation.advice[-1]
-    target = advice.rollback_to or situation.rollback_targets[0]
-    phases = _ordered(run)
-    if target == "base":
-        commit, after = run.base_commit, phases
-    else:
-        chosen = next(p for p in phases if p.phase_id == target)
-        commit, after = chosen.savepoint, phases[phases.index(chosen) + 1 :]
-    remote = run.project.integration_remote
-    with lease.fence():
-        if remote:
-            workspace.publish(commit, remote)
-        requeued = []
-        for other in after:
-            if other.state in (PhaseState.COMPLETE, PhaseState.EXECUTING):
-                services.transition_phase(other, PhaseState.QUEUED, reason=row.reason)
-                Phase.objects.filter(pk=other.pk).update(savepoint="")
-                requeued.append(other.phase_id)
-        for tier in {p.tier for p in after}:
-            services.sync_tier_state(tier)
-        Run.objects.filter(pk=run.pk).update(last_savepoint=commit)
-        run.last_savepoint = commit
-        Decision.objects.filter(pk=row.pk).update(
-            result={"target": target, "commit": commit, "requeued": requeued}
-        )
-        services.record_event(
-            run,
-            "rolled_back",
-            target=target,
-            commit=commit,
-            requeued=requeued,
-            pushed_to=remote,
-        )
-    workspace.reset_to(commit)
 
 
 def fail_phase(run: Run, phase: Phase, last: Attempt, lease: Lease, why: str = "") -> None:
