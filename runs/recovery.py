@@ -2,8 +2,8 @@
 this module gathers its inputs from the database, asks it, records every decision (a
 Decision row and a `decision` event) and does what it says: ask the Doctor, replan,
 end the phase, or (runs/remedies.py) apply a known fix, run the Doctor's command, skip
-the phase or roll the run back. Each step is recorded before the next is decided, so a worker that dies halfway
-leaves the next one to go on from the rows."""
+the phase or roll the run back. Each step is recorded before the next is decided, so a
+worker that dies halfway leaves the next one to go on from the rows."""
 
 from __future__ import annotations
 
