@@ -10,6 +10,8 @@ from autopack_site import database, logs
 from autopack_site.env import (
     autopack_home,
     envbool,
+    envchoice,
+    envfloat,
     envint,
     envlist,
     envstr,
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
     "runs",
     "telemetry",
     "governance",
+    "memory",
 ]
 
 MIDDLEWARE = [
@@ -225,11 +228,30 @@ AUTOPACK_REPO_ROOTS = envlist("AUTOPACK_REPO_ROOTS", [])
 AUTOPACK_REQUIRE_SANDBOX = envbool("AUTOPACK_REQUIRE_SANDBOX", True)
 # A failure fixed by a later attempt becomes a learned rule once it recurs this often.
 AUTOPACK_RULE_THRESHOLD = envint("AUTOPACK_RULE_THRESHOLD", 2, minimum=1)
+# Memory: embeddings from the model shipped with Autopack (WordLlama, 256 dimensions), or
+# from any OpenAI-compatible /v1/embeddings endpoint when AUTOPACK_EMBEDDINGS_URL is set
+# (AUTOPACK_EMBEDDINGS_KEY_ENV names the environment variable holding its key; empty: the
+# server needs none). Entries not stored again for AUTOPACK_MEMORY_TTL_DAYS are pruned daily.
+AUTOPACK_EMBEDDINGS_URL = envstr("AUTOPACK_EMBEDDINGS_URL")
+AUTOPACK_EMBEDDINGS_MODEL = envstr("AUTOPACK_EMBEDDINGS_MODEL")
+AUTOPACK_EMBEDDINGS_KEY_ENV = envstr("AUTOPACK_EMBEDDINGS_KEY_ENV")
+AUTOPACK_MEMORY_TTL_DAYS = envint("AUTOPACK_MEMORY_TTL_DAYS", 30, minimum=1)
+AUTOPACK_MEMORY_TOP_K = envint("AUTOPACK_MEMORY_TOP_K", 5, minimum=1)
 # /metrics: scrapers from these addresses, or with `Authorization: Bearer <token>`.
 AUTOPACK_METRICS_ALLOW = envlist("AUTOPACK_METRICS_ALLOW", ["127.0.0.1", "::1"])
 AUTOPACK_METRICS_TOKEN = envstr("AUTOPACK_METRICS_TOKEN")
 AUTOPACK_LLM_MAX_RETRIES = envint("AUTOPACK_LLM_MAX_RETRIES", 3, minimum=0)
 AUTOPACK_LLM_TIMEOUT = envint("AUTOPACK_LLM_TIMEOUT", 600, minimum=1)
+
+# Goal drift: before a change is applied, its summary is compared with the run's intention
+# anchor (its goal and plan). Below the threshold (cosine similarity with the embedding
+# model) the attempt is flagged ("advisory") or refused ("blocking"); "off" skips it.
+# The threshold belongs to the embedding model: 0.2 suits the bundled local model
+# (related changes measured 0.23-0.35 against their anchor, unrelated ones 0.03-0.17).
+AUTOPACK_GOAL_DRIFT = envchoice("AUTOPACK_GOAL_DRIFT", "advisory", ("advisory", "blocking", "off"))
+AUTOPACK_GOAL_DRIFT_THRESHOLD = envfloat("AUTOPACK_GOAL_DRIFT_THRESHOLD", 0.2, low=-1, high=1)
+# Memory (the `memory` app): off, runs neither read nor write it.
+AUTOPACK_MEMORY_ENABLED = envbool("AUTOPACK_MEMORY_ENABLED", True)
 
 # Run tasks inline instead of through the queue (tests, and `autopack run` in the foreground).
 AUTOPACK_SYNC_TASKS = envbool("AUTOPACK_SYNC_TASKS", False)

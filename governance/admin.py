@@ -6,12 +6,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from governance import services
-from governance.models import (
-    APPROVE_PERMISSION,
-    GovernanceRequest,
-    LearnedRule,
-    NotificationDelivery,
-)
+from governance.models import APPROVE_PERMISSION, GovernanceRequest, NotificationDelivery
 
 
 def diff_html(diff: str):
@@ -154,14 +149,6 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
         for obj in queryset:
             self._decide(request, obj, "deny", reason)
         return None
-
-
-@admin.register(LearnedRule)
-class LearnedRuleAdmin(admin.ModelAdmin):
-    list_display = ["hint", "project", "category", "occurrences", "enabled", "source", "updated_at"]
-    list_filter = ["enabled", "source", "project"]
-    list_editable = ["enabled"]
-    search_fields = ["hint", "failure"]
 
 
 @admin.register(NotificationDelivery)

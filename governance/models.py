@@ -1,4 +1,4 @@
-"""Approvals of protected changes, learned rules, and notification deliveries."""
+"""Approvals of protected changes, and notification deliveries."""
 
 from __future__ import annotations
 
@@ -68,46 +68,6 @@ class GovernanceRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.state == self.State.PENDING
-
-
-class LearnedRule(models.Model):
-    class Source(models.TextChoices):
-        AUTO = "auto"
-        MANUAL = "manual"
-
-    project = models.ForeignKey(
-        "runs.Project",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="learned_rules",
-        help_text="Empty: applies to every project",
-    )
-    signature = models.CharField(max_length=40, help_text="Normalised failure signature")
-    failure = models.TextField(help_text="The failure, normalised")
-    hint = models.TextField(help_text="What the Builder is told")
-    category = models.CharField(
-        max_length=100, blank=True, help_text="Only phases of this category (empty: any)"
-    )
-    paths = models.JSONField(
-        default=list, blank=True, help_text="Only phases whose scope overlaps these (empty: any)"
-    )
-    occurrences = models.PositiveIntegerField(default=1)
-    enabled = models.BooleanField(default=False)
-    source = models.CharField(max_length=10, choices=Source.choices, default=Source.AUTO)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["-occurrences", "-updated_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "signature"], name="rule_signature_unique_per_project"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return self.hint[:80]
 
 
 class NotificationDelivery(models.Model):

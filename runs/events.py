@@ -103,8 +103,24 @@ def describe(event: RunEvent) -> str | None:
                 + (f": {p['reason']}" if p.get("reason") else "")
             )
         case "context":
-            omitted = f", {len(p['omitted'])} left out" if p.get("omitted") else ""
-            return f"  context: {len(p['included'])} file(s){omitted}"
+            mapped = f", {len(p['mapped'])} as map" if p.get("mapped") else ""
+            omitted = f", {len(p['left_out'])} left out" if p.get("left_out") else ""
+            tokens = (
+                f" ({p['used_tokens']} of {p['budget_tokens']} tokens)"
+                if p.get("budget_tokens")
+                else ""
+            )
+            return f"  context: {len(p['included'])} file(s) whole{mapped}{omitted}{tokens}"
+        case "goal_drift":
+            verdict = "flagged" if p.get("flagged") else "ok"
+            return (
+                f"  goal drift: similarity {p['similarity']} to the run's intention "
+                f"(threshold {p['threshold']}, {p['mode']}): {verdict}"
+            )
+        case "files_requested":
+            return f"  the Builder asked to see: {', '.join(p['paths'])}"
+        case "memory_error":
+            return f"  memory: {p['action']} failed: {p['error']} (the run goes on without it)"
         case "truncated":
             return f"  reply cut off at {p['max_tokens']} tokens; asking again with more room"
         case "max_tokens_lowered":

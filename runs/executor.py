@@ -18,7 +18,7 @@ from git import GitCommandError
 from autopack_site import configuration
 from governance.models import GovernanceRequest
 from governance.notifications import notify
-from runs import environments, services
+from runs import environments, remembering, services
 from runs.engine.failures import signature
 from runs.engine.gates.results import TestResults
 from runs.engine.outcomes import (
@@ -146,6 +146,9 @@ def _finish(run: Run, lease: Lease, state: str, code: str, reason: str) -> None:
             tokens_used=spent.tokens_used,
             cost_usd=str(spent.cost_usd),
         )
+    if settings.AUTOPACK_MEMORY_ENABLED:
+        run.refresh_from_db()
+        remembering.after_run(run)
     if state in (RunState.DONE_SUCCESS, RunState.DONE_FAILED):
         outcome = "succeeded" if state == RunState.DONE_SUCCESS else f"failed: {reason[:300]}"
         notify("run_finished", run, f"run {outcome}", outcome=state, code=code)

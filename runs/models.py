@@ -53,6 +53,11 @@ class Project(models.Model):
         help_text="Push integration branches here instead (a URL or path every worker can "
         "reach); empty: the repository",
     )
+    share_memory = models.BooleanField(
+        default=False,
+        help_text="Let this project's runs learn from other projects that share their memory "
+        "too, and share its own (off: memory never crosses projects)",
+    )
     send_secret_files = models.BooleanField(
         default=False,
         help_text="Send files that look like secrets (.env, keys, certificates) to model "
@@ -104,6 +109,9 @@ class Run(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="runs")
     run_id = models.SlugField(max_length=100, unique=True)
     goal = models.TextField()
+    intention_anchor = models.TextField(
+        blank=True, help_text="The run's goal and plan in at most 2 KB, for every model it asks"
+    )
     state = models.CharField(max_length=20, choices=RunState.CHOICES, default=RunState.QUEUED)
     failure_code = models.CharField(max_length=30, choices=FailureCode.CHOICES, blank=True)
     failure_reason = models.TextField(blank=True)
@@ -306,6 +314,15 @@ class Attempt(models.Model):
     )
     context_files = models.JSONField(default=list, blank=True)
     omitted_files = models.JSONField(default=list, blank=True)
+    context = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the Builder was shown: files whole, files as their map, files left "
+        "out with the reason, and the token budget",
+    )
+    drift = models.JSONField(
+        null=True, blank=True, help_text="The change's similarity to the run's intention anchor"
+    )
     truncations = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

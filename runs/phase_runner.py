@@ -9,11 +9,12 @@ from collections.abc import Callable
 from django.conf import settings
 
 from autopack_site import configuration
-from governance import backlog, rules
+from governance import backlog
 from governance.gatekeeper import Gatekeeper
 from governance.notifications import notify
 from governance.secrets import scrub, scrub_data
-from runs import environments, recovery, services
+from memory import rules
+from runs import environments, recovery, remembering, services
 from runs.engine.attempt import AttemptDeps, Limits, continue_approved, run_attempt
 from runs.engine.diagnostics import run_probes, wants
 from runs.engine.edits import edit_format
@@ -72,8 +73,13 @@ def attempt_phase(
         attempt = approved or _new_attempt(run, phase, choice)
     recorder.attempt = attempt
     told = [f.feedback for f in history if f.attempt < attempt.number and f.feedback]
+    changed = [f.diff for f in history if f.attempt < attempt.number and f.diff]
+    spec = recovery.spec_of(run, phase)
+    remember = settings.AUTOPACK_MEMORY_ENABLED
+    if remember:
+        remembering.remember_anchor(run)
     plan = AttemptPlan(
-        spec=recovery.spec_of(run, phase),
+        spec=spec,
         number=attempt.number,
         builder_model=attempt.model,
         auditor_model=attempt.auditor_model or None,
@@ -82,6 +88,9 @@ def attempt_phase(
         recovery_hint=decided.hint,
         history=recovery.history_lines(history),
         executables=tuple(phase.executables),
+        previous_diff=changed[-1] if changed else "",
+        memories=remembering.memories_for(run, phase, told[-1] if told else "") if remember else (),
+        anchor=run.intention_anchor,
     )
     deps = AttemptDeps(
         llm=llm,
@@ -92,6 +101,9 @@ def attempt_phase(
         limits=_limits(config),
         governance=_gatekeeper(run, phase, attempt),
         diagnose=_diagnose(run, phase, workspace, environment),
+        tags=remembering.tag_index(),
+        semantic=remembering.semantic(run, spec, workspace.root) if remember else None,
+        drift=remembering.drift_check(run) if remember else None,
     )
     try:
         if approved:
@@ -118,6 +130,8 @@ def attempt_phase(
             recovery.record_diagnostics(run, phase, attempt, result)
     if result.passed:
         _remember_tests(run, result, attempt.savepoint)
+        if remember:
+            remembering.after_phase(run, phase)
 
 
 def _choice(phase: Phase, config: ModelsConfig, failures: int):
@@ -203,6 +217,8 @@ def _store(attempt: Attempt, result: AttemptResult) -> None:
         diagnostics=scrub_data(result.diagnostics),
         context_files=result.context_files or attempt.context_files,
         omitted_files=result.omitted_files or attempt.omitted_files,
+        context=result.context or attempt.context,
+        drift=result.drift,
         truncations=result.truncations,
     )
 
@@ -318,7 +334,7 @@ def _limits(config: ModelsConfig) -> Limits:
         max_output_tokens_limit=max(
             config.builder.max_output_tokens, config.builder.max_output_tokens_limit
         ),
-        context_chars=config.builder.context_chars,
+        context_budget_tokens=config.builder.context_budget_tokens,
         fuzzy_threshold=config.builder.fuzzy_match_threshold,
         max_file_bytes=config.builder.max_file_bytes,
         max_change_bytes=config.builder.max_change_bytes,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
 from autopack_site import configuration
 from governance.notifications import notify
 from governance.secrets import scrub, scrub_data
-from runs import environments, remedies, services
+from runs import environments, remedies, remembering, services
 from runs.engine import mitigations
 from runs.engine.diagnostics import summarise
 from runs.engine.doctor import (
@@ -45,6 +46,8 @@ from telemetry.models import LlmCall
 
 # The attempts that count against a phase's limit.
 COUNTED = (AttemptState.FAILED, AttemptState.ABANDONED)
+# Decisions written to the project's memory (with any decision that carries a hint).
+REMEMBERED = (Action.REPLAN, Action.SKIP_PHASE, Action.ROLLBACK_RUN, Action.APPLY_FIX, Action.FAIL)
 RETRIES = (Action.RETRY, Action.RETRY_WITH_HINT, Action.NEXT_MODEL, Action.NEXT_COMPLEXITY)
 # Known fixes after which the step ends (see after_failure).
 RESTARTS = ("rebuild_environment", "set_test_directory")
@@ -252,6 +255,8 @@ def _record(run: Run, phase: Phase, attempt: Attempt, decision: Decided) -> Deci
         model=decision.model,
         hint=decision.hint[:500],
     )
+    if settings.AUTOPACK_MEMORY_ENABLED and (decision.hint or decision.action in REMEMBERED):
+        remembering.remember_decision(run, phase, decision.action, decision.reason, decision.hint)
     return row
 
 
@@ -317,7 +322,13 @@ def _ask_doctor(
         for p in remedies.ordered_phases(run)
         if p.state == PhaseState.COMPLETE and p.savepoint
     ]
-    messages = doctor_messages(spec_of(run, phase), history, summarise(last.diagnostics), completed)
+    messages = doctor_messages(
+        spec_of(run, phase),
+        history,
+        summarise(last.diagnostics),
+        completed,
+        anchor=run.intention_anchor,
+    )
     system = doctor_system(config.doctor.allow_execute_fix_global)
     try:
         response = _llm(run, phase, last).call(
@@ -408,6 +419,8 @@ def fail_phase(run: Run, phase: Phase, last: Attempt, lease: Lease, why: str = "
     with lease.fence():
         services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
         services.sync_tier_state(phase.tier)
+    if settings.AUTOPACK_MEMORY_ENABLED:
+        remembering.after_phase(run, phase)
     notify(
         "phase_failed",
         run,

@@ -32,6 +32,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "dependency_resolution",
             "send_secret_files",
             "push_branches",
+            "share_memory",
             "branch_remote",
             "created_at",
         ]
@@ -91,6 +92,8 @@ class AttemptSerializer(serializers.ModelSerializer):
             "failure_signature",
             "context_files",
             "omitted_files",
+            "context",
+            "drift",
             "truncations",
             "usage",
             "started_at",

@@ -18,6 +18,7 @@ from runs import access, live
 from runs.config import ConfigError, RunConfig, parse_run_config
 from runs.engine.failures import classify
 from runs.engine.outcomes import ConfigurationError
+from runs.engine.spec import title
 from runs.models import Attempt, Phase, Project, ProjectMember, Role, Run, RunEvent, Tier
 from runs.queue import enqueue_advance
 from runs.states import AttemptState, IllegalTransition, PhaseState, RunState, check_transition
@@ -220,8 +221,28 @@ def _store_plan(
                 token_cap=phase.token_cap,
                 cost_cap=phase.cost_cap,
             )
+    run.intention_anchor = intention_anchor(config)
+    run.save(update_fields=["intention_anchor"])
     record_event(run, "run_created", run_id=run.run_id, phases=run.phases.count())
     return run
+
+
+ANCHOR_BYTES = 2048
+
+
+def intention_anchor(config: RunConfig) -> str:
+    """The run's goal and plan in at most 2 KB: what every model it asks is reminded of,
+    and what a change is compared with before it is applied (goal drift)."""
+    lines = [f"Goal: {config.goal.strip()}", "Plan:"]
+    for tier in sorted(config.tiers, key=lambda t: t.tier_index):
+        for phase in sorted(tier.phases, key=lambda p: p.phase_index):
+            paths = ", ".join(phase.scope.paths[:4])
+            lines.append(f"- {title(phase.task_name)}" + (f" ({paths})" if paths else ""))
+    text = "\n".join(lines)
+    data = text.encode()
+    if len(data) <= ANCHOR_BYTES:
+        return text
+    return data[: ANCHOR_BYTES - 3].decode(errors="ignore").rstrip() + "…"
 
 
 def _conditional_update(obj: models.Model, current: str, **changes: Any) -> None:

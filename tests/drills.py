@@ -18,7 +18,7 @@ from tests.fake_llm import Reply, Seen
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("one", "two", "three")
-_TASK = re.compile(r"Write note (\w+)")
+_TASK = re.compile(r"# Your task: Write note (\w+)")
 
 
 def bare_remote(folder: Path) -> Path:

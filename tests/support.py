@@ -78,3 +78,19 @@ def step_in_subprocess(engine, run_id: str, step: int, lease_seconds: int = 3):
         f"from runs.executor import execute_step; execute_step({run_id!r}, {step})"
     )
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True)
+
+
+def shared_data(name: str) -> Path:
+    """A file of the team's shared data (`../shared/` beside the repository, or
+    AUTOPACK_SHARED_DATA). Missing: the test is skipped, unless CI asks for it
+    (AUTOPACK_REQUIRE_SHARED_DATA=1), where a missing file fails the test."""
+    import pytest
+
+    roots = [os.environ.get("AUTOPACK_SHARED_DATA", ""), ROOT.parent / "shared", "/work/shared"]
+    for root in filter(None, roots):
+        if (Path(root) / name).exists():
+            return Path(root) / name
+    message = f"shared data {name} not found under {', '.join(map(str, filter(None, roots)))}"
+    if os.environ.get("AUTOPACK_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(message)
+    pytest.skip(message)

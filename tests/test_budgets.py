@@ -96,7 +96,7 @@ def test_cost_is_exact_for_both_providers_including_cached_tokens(priced, fake_l
         "total_tokens": 3340,
         "cost_usd": "0.009664",
     }
-    assert attempt.context_files == ["inventory/__init__.py", "inventory/stock.py"]
+    assert sorted(attempt.context_files) == ["inventory/__init__.py", "inventory/stock.py"]
 
 
 def test_unknown_model_cost_is_null_with_a_warning(priced, fake_llm, repo, tmp_path):

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from governance.models import GovernanceRequest, LearnedRule, NotificationDelivery
+from governance.models import GovernanceRequest, NotificationDelivery
 from governance.services import expire_requests
+from memory.models import LearnedRule
 from runs.models import Issue, ProjectMember, Run, RunEvent
 from runs.states import AttemptState, PhaseState, RunState
 from telemetry.models import LlmCall

@@ -155,8 +155,13 @@ def test_make_up_starts_a_killed_worker_again_and_leaves_no_orphans(product, run
     home = Path(product.env["AUTOPACK_HOME"])
     supervisor = parent_of(processes(home, "autopack_site.cli serve")[0])
     (worker,) = processes(home, "autopack_site.cli worker", supervisor)
-    queue = [pid for pid in processes(home, "") if parent_of(pid) == worker]  # the cluster
-    assert queue
+    deadline = time.monotonic() + 60  # the worker starts its cluster after its own checks
+    while time.monotonic() < deadline:
+        queue = [pid for pid in processes(home, "") if parent_of(pid) == worker]  # the cluster
+        if queue:
+            break
+        time.sleep(0.2)
+    assert queue, product.log.read_text()
 
     os.kill(worker, signal.SIGKILL)
     deadline = time.monotonic() + 60

@@ -5,12 +5,12 @@ to the last savepoint and says what the next attempt must fix."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from runs.engine import context as choosing
 from runs.engine.auditor import VerdictError, parse_verdict
-from runs.engine.context import build_context
 from runs.engine.edits.apply import compute_changes
 from runs.engine.edits.diffs import changes_diff, count_lines
 from runs.engine.edits.search_replace import path_from_line
@@ -25,6 +25,7 @@ from runs.engine.outcomes import (
     AuditorUnreadable,
     FormatError,
     GateFailure,
+    GoalDrift,
     Outcome,
     PolicyViolation,
     RunStopped,
@@ -40,6 +41,7 @@ from runs.engine.protocols import (
     ProposedChange,
     Recorder,
 )
+from runs.engine.repomap import TagIndex
 from runs.engine.spec import AttemptPlan, title
 from runs.engine.workspace import GitWorkspace
 
@@ -50,7 +52,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 class Limits:
     max_output_tokens: int = 8192
     max_output_tokens_limit: int = 32000
-    context_chars: int = 120_000
+    context_budget_tokens: int = 30_000
     fuzzy_threshold: float | None = 0.95
     auditor_max_tokens: int = 2048
     max_file_bytes: int = 1_000_000
@@ -68,6 +70,30 @@ class AttemptDeps:
     governance: Governance | None = None
     # Read-only probes of a failed attempt, run before it is rolled back (diagnostics.py).
     diagnose: Callable[[Failure], list[dict]] | None = None
+    # Context: the tag cache, and similarity of files to a text from the memory store.
+    tags: TagIndex | None = None
+    semantic: Callable[[str], Mapping[str, float]] | None = None
+    # The change's similarity to the run's intention anchor, checked before it is applied.
+    drift: Callable[[str], Drift | None] | None = None  # None: it could not be checked
+
+
+@dataclass(frozen=True)
+class Drift:
+    similarity: float
+    threshold: float
+    blocking: bool  # refuse a change below the threshold (else only flag it)
+
+    @property
+    def flagged(self) -> bool:
+        return self.similarity < self.threshold
+
+    def record(self) -> dict:
+        return {
+            "similarity": round(self.similarity, 3),
+            "threshold": self.threshold,
+            "mode": "blocking" if self.blocking else "advisory",
+            "flagged": self.flagged,
+        }
 
 
 def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
@@ -142,16 +168,73 @@ def _build(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None:
             "Your previous reply contained characters that are not valid Unicode, so none of "
             "it was applied. Send the edits again as plain UTF-8 text.",
         )
-    edits = deps.edit_format.parse(reply)
+    edits = _edits_or_request(plan, deps, reply)
     policy = _policy(plan, deps)
     checked = [policy.check_edit(edit) for edit in edits]
     proposal = _propose(checked, deps, reply)
     result.diff = proposal.diff
+    _check_drift(plan, deps, result, reply)
     if deps.governance is not None:
         deps.governance.review(proposal)
     result.changed_files, method = _write(checked, deps)
     result.changed_files = _mark_executable(plan, policy, result.changed_files)
     _applied(plan, deps, result, method, blocks=len(edits))
+
+
+_NEED_FILES = re.compile(r"^\s*NEED FILES:\s*(.+)$", re.M)
+
+
+def _edits_or_request(plan: AttemptPlan, deps: AttemptDeps, reply: str) -> list:
+    """The reply's edits; a reply with none that asks for files (`NEED FILES: a, b`)
+    ends the attempt so the next one shows them whole (its feedback names them)."""
+    asked = [p.strip(" `'\"") for m in _NEED_FILES.findall(reply) for p in m.split(",")]
+    asked = [p for p in asked if p]
+    try:
+        edits = deps.edit_format.parse(reply)
+    except FormatError:
+        if not asked:
+            raise
+        edits = []
+    if edits or not asked:
+        return edits
+    deps.recorder.event(
+        "files_requested", phase_id=plan.spec.phase_id, attempt=plan.number, paths=asked
+    )
+    raise FormatError(
+        f"the Builder asked to see files before editing: {', '.join(asked)}",
+        "You asked to see these files; they are shown whole below: " + ", ".join(asked),
+    )
+
+
+def change_summary(reply: str, diff: str) -> str:
+    """What a change is about, for comparing with the run's intention: the Builder's own
+    words around its edits and the lines the change adds and removes."""
+    prose = re.sub(r"(?s)```.*?```|<<<<<<<.*?>>>>>>>[^\n]*", " ", reply)
+    lines = [
+        line[1:]
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    return (prose.strip()[:2000] + "\n" + "\n".join(lines))[:6000]
+
+
+def _check_drift(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult, reply: str) -> None:
+    if deps.drift is None or not plan.anchor or not result.diff:
+        return
+    drift = deps.drift(change_summary(reply, result.diff))
+    if drift is None:
+        return
+    result.drift = drift.record()
+    deps.recorder.event(
+        "goal_drift", phase_id=plan.spec.phase_id, attempt=plan.number, **result.drift
+    )
+    if drift.flagged and drift.blocking:
+        raise GoalDrift(
+            f"the change is too far from the run's intention (similarity "
+            f"{drift.similarity:.2f}, below {drift.threshold}); it was not applied",
+            "Your previous change was refused: it does not look like part of this run's goal "
+            '(see "Intention of the run"). Change only what the task needs.',
+        )
 
 
 def _mark_executable(plan: AttemptPlan, policy: PathPolicy, changed: list[str]) -> list[str]:
@@ -261,15 +344,19 @@ def _verify(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> None
 
 def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) -> str:
     limits = deps.limits
-    context = build_context(deps.workspace.root, plan.spec, limits.context_chars)
+    context = _context(plan, deps)
     result.context_files, result.omitted_files = context.included, context.omitted
+    result.context = context.record()
     deps.recorder.event(
         "context",
         phase_id=plan.spec.phase_id,
         attempt=plan.number,
         included=context.included,
-        omitted=context.omitted,
+        mapped=[path for path, _, _ in context.maps],
+        left_out=[path for path, _ in context.left_out],
         withheld=context.withheld,
+        budget_tokens=context.budget_tokens,
+        used_tokens=context.used_tokens,
     )
     system = BUILDER_SYSTEM.format(format_instructions=deps.edit_format.instructions())
     messages = builder_messages(plan, context)
@@ -290,6 +377,26 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) 
             "truncated", phase_id=plan.spec.phase_id, attempt=plan.number, max_tokens=max_tokens
         )
         max_tokens = min(limits.max_output_tokens_limit, max_tokens * 2)
+
+
+def _context(plan: AttemptPlan, deps: AttemptDeps) -> choosing.Context:
+    spec = plan.spec
+    query = "\n".join([spec.task_name, spec.description, *spec.acceptance_criteria])
+    signals = choosing.Signals(
+        failure=plan.feedback,
+        diff=plan.previous_diff,
+        semantic=deps.semantic(query) if deps.semantic else {},
+    )
+    count = deps.llm.counter(plan.builder_model)
+    return choosing.select(
+        deps.workspace.root,
+        spec,
+        deps.limits.context_budget_tokens,
+        signals,
+        index=deps.tags,
+        count=count,
+        counter_name=deps.llm.provider_for(plan.builder_model).name if count else "",
+    )
 
 
 def _propose(checked: list[Edit], deps: AttemptDeps, reply: str) -> ProposedChange:

@@ -53,6 +53,9 @@ class ReplyError(ValueError):
     """A Doctor or Planner reply that is not the JSON asked for."""
 
 
+ANCHOR_CHARS = 512  # of the run's intention anchor, as a reminder
+
+
 def _bullets(items) -> str:
     return "\n".join(f"- {item}" for item in items) or "- (none)"
 
@@ -81,9 +84,11 @@ def doctor_messages(
     failures: tuple[Failure, ...],
     diagnostics: str,
     earlier_phases: list[str],
+    anchor: str = "",
 ) -> list[dict[str, str]]:
     last = failures[-1]
-    parts = [
+    parts = [f"# Intention of the run\n{anchor[:ANCHOR_CHARS]}"] if anchor else []
+    parts += [
         _task(spec, spec.approach),
         f"# Failed attempts\n{_history(failures)}",
         f"# The last change\n```diff\n{last.diff[:DIFF_CHARS] or '(no change was applied)'}\n```",

@@ -59,6 +59,7 @@ _BY_OUTCOME = {
     Outcome.PROVIDER_ERROR: FailureKind.PROVIDER_ERROR,
     Outcome.AUDITOR_REJECTED: FailureKind.AUDITOR_REJECTED,
     Outcome.AUDITOR_ERROR: FailureKind.AUDITOR_REJECTED,
+    Outcome.GOAL_DRIFT: FailureKind.AUDITOR_REJECTED,  # judged off the run's intention
     Outcome.WORKER_LOST: FailureKind.WORKER_LOST,
     FailureCode.BUDGET_EXHAUSTED: FailureKind.BUDGET,
     FailureCode.SETUP_FAILED: FailureKind.ENVIRONMENT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -84,6 +85,21 @@ class LLMCaller:
 
     def provider_for(self, model_id: str) -> LLMProvider:
         return provider_for(self.providers, model_id, self.override)
+
+    def counter(self, model_id: str) -> Callable[[str], int | None] | None:
+        """Counts text in the model's own tokens, where its provider can (Anthropic's
+        token counting); None where it cannot. Counting is not a model call."""
+        provider = self.provider_for(model_id)
+        count = getattr(provider, "count_tokens", None)
+        if count is None:
+            return None
+        model = split_model_id(model_id)[1]
+
+        def counted(text: str) -> int | None:
+            message = [{"role": "user", "content": text}]
+            return count(LLMRequest("builder", model, "", message, 1))
+
+        return counted
 
     def call(
         self, role: str, model_id: str, system: str, messages: list[dict[str, str]], max_tokens: int

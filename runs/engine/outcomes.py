@@ -27,6 +27,7 @@ class Outcome:
     GATE_FAILED = "gate_failed"
     AUDITOR_REJECTED = "auditor_rejected"
     AUDITOR_ERROR = "auditor_error"
+    GOAL_DRIFT = "goal_drift"  # refused: the change is too far from the run's intention
     TRUNCATED = "truncated"
     PROVIDER_ERROR = "provider_error"
     AWAITING_APPROVAL = "awaiting_approval"
@@ -49,6 +50,7 @@ class Outcome:
         GATE_FAILED,
         AUDITOR_REJECTED,
         AUDITOR_ERROR,
+        GOAL_DRIFT,
         TRUNCATED,
         PROVIDER_ERROR,
         AWAITING_APPROVAL,
@@ -122,6 +124,10 @@ class PolicyViolation(AttemptFailure):
         super().__init__(f"{path}: {rule}")
         self.path = path
         self.rule = rule
+
+
+class GoalDrift(AttemptFailure):
+    outcome = Outcome.GOAL_DRIFT
 
 
 class GateFailure(AttemptFailure):
@@ -243,6 +249,8 @@ class AttemptResult:
     auditor: dict | None = None
     context_files: list[str] = field(default_factory=list)
     omitted_files: list[str] = field(default_factory=list)
+    context: dict = field(default_factory=dict)  # Context.record(): whole, map, left out
+    drift: dict | None = None  # the change's similarity to the intention anchor
     truncations: int = 0
     kind: str = ""  # the failure's kind (failures.FailureKind)
     diagnostics: list[dict] = field(default_factory=list)

@@ -32,7 +32,8 @@ def _bullets(items: list[str] | tuple[str, ...]) -> str:
 
 def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]]:
     spec = plan.spec
-    parts = [
+    parts = [f"# Intention of the run\n{plan.anchor}"] if plan.anchor else []
+    parts += [
         f"# Goal of the run\n{spec.goal}",
         f"# Your task: {spec.task_name}\n{spec.description}".rstrip(),
         f"# Allowed paths (you may create and edit files only here)\n{_bullets(spec.scope_paths)}",
@@ -43,13 +44,26 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
         parts.append(f"# Approach\n{spec.approach}")
     if plan.hints:
         parts.append("# Lessons from earlier failures in this project\n" + _bullets(plan.hints))
+    if plan.memories:
+        parts.append(
+            "# From the project's memory (earlier runs and phases, most relevant first)\n"
+            + _bullets(plan.memories)
+        )
     files = "\n\n".join(
         f"{path} ({note})\n```\n{content}\n```" for path, note, content in context.files
     )
     parts.append("# Current files\n" + (files or "(no files exist yet in the allowed paths)"))
-    if context.omitted:
+    if context.maps:
+        maps = "\n\n".join(f"{note}: {content}" for _, note, content in context.maps)
         parts.append(
-            "# Files not shown (too large for the context budget)\n" + _bullets(context.omitted)
+            "# Files shown as their map (they did not fit whole)\n"
+            "Their definitions with line numbers. To edit one, first ask for it: reply with "
+            "only a line `NEED FILES: path, path` and the next attempt shows them whole.\n\n" + maps
+        )
+    if context.left_out:
+        parts.append(
+            "# Files not shown (same: ask with `NEED FILES:` if you need one)\n"
+            + _bullets([f"{path}: {reason}" for path, reason in context.left_out])
         )
     if context.withheld:
         parts.append(
@@ -76,8 +90,9 @@ def auditor_messages(
     gate_lines = "\n".join(
         f"- {g.name}: {'passed' if g.passed else 'FAILED'}: {g.summary}" for g in gates
     )
+    intention = f"# Intention of the run\n{plan.anchor}\n\n" if plan.anchor else ""
     text = (
-        f"# Task: {spec.task_name}\n{spec.description}\n\n"
+        intention + f"# Task: {spec.task_name}\n{spec.description}\n\n"
         f"# Acceptance criteria\n{_bullets(spec.acceptance_criteria)}\n\n"
         f"# Deliverables to check by reading the change\n{_bullets(criteria)}\n\n"
         f"# Gate results\n{gate_lines or '- (no gates ran)'}\n\n"

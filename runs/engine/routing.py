@@ -6,7 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from runs.engine.configfile import load_config_file
 from runs.engine.providers import REGISTRY
@@ -72,10 +79,22 @@ class ComplexityEscalation(_Strict):
 
 
 class BuilderSettings(_Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _characters_to_tokens(cls, data: object) -> object:
+        """`context_chars` (a budget in characters, before token budgets) still reads."""
+        if isinstance(data, dict) and "context_chars" in data:
+            data = dict(data)
+            chars = data.pop("context_chars")
+            if isinstance(chars, int) and "context_budget_tokens" not in data:
+                data["context_budget_tokens"] = max(500, chars // 4)
+        return data
+
     edit_format: Literal["search_replace", "whole_file", "unified_diff"] = "search_replace"
     max_output_tokens: int = Field(default=8192, ge=256)
     max_output_tokens_limit: int = Field(default=32000, ge=256)
-    context_chars: int = Field(default=120_000, ge=1000)
+    # Tokens of files shown to the Builder (runs/engine/context.py chooses them).
+    context_budget_tokens: int = Field(default=30_000, ge=500)
     fuzzy_match_threshold: float | None = Field(default=0.95, gt=0.5, le=1.0)
     max_file_bytes: int = Field(default=1_000_000, ge=1)
     max_change_bytes: int = Field(default=2_000_000, ge=1)

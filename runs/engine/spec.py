@@ -43,3 +43,6 @@ class AttemptPlan:
     recovery_hint: str = ""  # the Doctor's or a known fix's hint for this attempt
     history: tuple[str, ...] = ()  # one line per earlier failed attempt of the phase
     executables: tuple[str, ...] = ()  # files to mark executable after the edits
+    previous_diff: str = ""  # the last failed attempt's change (its files come first)
+    memories: tuple[str, ...] = ()  # matches from the project's memory, with their source
+    anchor: str = ""  # the run's intention: its goal and plan in at most 2 KB

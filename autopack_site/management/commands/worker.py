@@ -33,6 +33,7 @@ from django_q.models import Schedule
 from autopack_site.backoff import Backoff
 from autopack_site.readiness import ensure_migrated
 from governance.services import expire_requests
+from memory.tasks import ensure_schedule
 from runs.engine.commands import die_with_parent
 from runs.executor import tidy_workspaces
 from runs.queue import resume_stalled
@@ -85,6 +86,7 @@ class Command(BaseCommand):
         if queue_only:
             sys.exit(self._cluster())
         ensure_migrated(self.stdout)
+        ensure_schedule()
         Schedule.objects.filter(name__in=OLD_SCHEDULES).delete()
         tidied = tidy_workspaces()
         if tidied:

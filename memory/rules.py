@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from governance.models import LearnedRule
+from memory.models import LearnedRule
 from runs.engine.failures import normalise
 from runs.engine.policy import _normalise_scope
 from runs.models import Attempt, Phase, Run
