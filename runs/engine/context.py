@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,11 +253,16 @@ def rank(
     best_graph = max(graph.values(), default=0.0) or 1.0
     low = min(signals.semantic.values(), default=0.0)
     spread = (max(signals.semantic.values(), default=0.0) - low) or 1.0
+    # Words of file names (test, utils, py...) that many files share say nothing.
+    name_words = {
+        c.path: set(lexical.terms(c.path.rsplit("/", 1)[-1].rsplit(".", 1)[0])) for c in files
+    }
+    shared = Counter(word for found in name_words.values() for word in found)
+    common_names = {w for w, n in shared.items() if n > max(2, len(files) // 10)}
     scores: dict[str, float] = {}
     why: dict[str, str] = {}
     for c in files:
-        stem = c.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        named = len(set(lexical.terms(stem)) & words)
+        named = len(name_words[c.path] & words - common_names)
         defined = {repomap.normalise_ident(t.name) for t in c.tags if t.kind == "def"}
         parts = {
             "lexical": lexical_scores.get(c.path, 0.0) / best_lexical,
@@ -354,8 +360,9 @@ def _pack(ranking: list[str], files: dict[str, _Candidate], budget: int, scale: 
         elif path in mapped:
             context.maps.append((path, candidate.note, maps[path]))
         elif maps[path]:
-            context.left_out.append((path, "too large for the budget, and so is its map"))
+            context.left_out.append((path, "no room left in the budget, not even for its map"))
         else:
-            context.left_out.append((path, "too large for the budget (no definitions to map)"))
+            reason = "no room left in the budget (and no definitions to map)"
+            context.left_out.append((path, reason))
     context.used_tokens = budget - remaining
     return context
