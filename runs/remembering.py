@@ -27,7 +27,7 @@ from memory.embeddings import embedder
 from memory.models import Memory
 from runs.engine import context as choosing
 from runs.engine import repomap
-from runs.engine.attempt import Drift
+from runs.engine.drift import Drift
 from runs.engine.spec import PhaseSpec, title
 from runs.models import Attempt, Phase, Run
 from runs.services import record_event

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from runs.engine import context as choosing
 from runs.engine.auditor import VerdictError, parse_verdict
+from runs.engine.drift import Drift, change_summary
 from runs.engine.edits.apply import compute_changes
 from runs.engine.edits.diffs import changes_diff, count_lines
 from runs.engine.edits.search_replace import path_from_line
@@ -75,25 +76,6 @@ class AttemptDeps:
     semantic: Callable[[str], Mapping[str, float]] | None = None
     # The change's similarity to the run's intention anchor, checked before it is applied.
     drift: Callable[[str], Drift | None] | None = None  # None: it could not be checked
-
-
-@dataclass(frozen=True)
-class Drift:
-    similarity: float
-    threshold: float
-    blocking: bool  # refuse a change below the threshold (else only flag it)
-
-    @property
-    def flagged(self) -> bool:
-        return self.similarity < self.threshold
-
-    def record(self) -> dict:
-        return {
-            "similarity": round(self.similarity, 3),
-            "threshold": self.threshold,
-            "mode": "blocking" if self.blocking else "advisory",
-            "flagged": self.flagged,
-        }
 
 
 def run_attempt(plan: AttemptPlan, deps: AttemptDeps) -> AttemptResult:
@@ -204,18 +186,6 @@ def _edits_or_request(plan: AttemptPlan, deps: AttemptDeps, reply: str) -> list:
         f"the Builder asked to see files before editing: {', '.join(asked)}",
         "You asked to see these files; they are shown whole below: " + ", ".join(asked),
     )
-
-
-def change_summary(reply: str, diff: str) -> str:
-    """What a change is about, for comparing with the run's intention: the Builder's own
-    words around its edits and the lines the change adds and removes."""
-    prose = re.sub(r"(?s)```.*?```|<<<<<<<.*?>>>>>>>[^\n]*", " ", reply)
-    lines = [
-        line[1:]
-        for line in diff.splitlines()
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]
-    return (prose.strip()[:2000] + "\n" + "\n".join(lines))[:6000]
 
 
 def _check_drift(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult, reply: str) -> None:
