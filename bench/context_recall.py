@@ -110,26 +110,27 @@ def spec_for(instance: dict) -> PhaseSpec:
     )
 
 
-def semantic(root: Path, spec: PhaseSpec, index: repomap.TagIndex) -> dict[str, float]:
-    """Each file's best chunk similarity to the task: memory.services.code_scores, with
-    the same chunks and model, without the database."""
-    from memory.embeddings import LocalEmbedder
+class Similar:
+    """Each file's best chunk similarity to the task: memory.services.code_scores with
+    the same chunks and model, without the database. Like the memory store, a chunk
+    already embedded is not embedded again."""
 
-    pieces = []
-    for path, _ in context.candidates(root, spec)[0]:
-        text = context._readable(root, path)
-        if text is not None:
-            pieces += context.chunks(path, text, index.tags(path, text))
-    if not pieces:
-        return {}
-    query = "\n".join([spec.task_name, spec.description])
-    vectors = LocalEmbedder().embed([piece[3] for piece in pieces] + [query])
-    task = vectors[-1]
-    best: dict[str, float] = {}
-    for piece, vector in zip(pieces, vectors[:-1], strict=True):
-        similarity = sum(a * b for a, b in zip(vector, task, strict=True))
-        best[piece[0]] = max(best.get(piece[0], -1.0), similarity)
-    return best
+    def __init__(self) -> None:
+        from memory.embeddings import LocalEmbedder
+
+        self.model = LocalEmbedder()
+        self.vectors: dict[str, list[float]] = {}
+
+    def __call__(self, query: str, pieces: dict[str, list[context.Chunk]]) -> dict[str, float]:
+        flat = [piece for found in pieces.values() for piece in found]
+        new = list(dict.fromkeys(p[3] for p in flat if p[3] not in self.vectors))
+        self.vectors.update(zip(new, self.model.embed(new) if new else [], strict=True))
+        (task,) = self.model.embed([query])
+        best: dict[str, float] = {}
+        for path, _, _, text in flat:
+            similarity = sum(a * b for a, b in zip(self.vectors[text], task, strict=True))
+            best[path] = max(best.get(path, -1.0), similarity)
+        return best
 
 
 def packed(order: list[str], texts: dict[str, str], budget: int) -> set[str]:
@@ -147,7 +148,7 @@ def baselines(root: Path, spec: PhaseSpec, gold: list[str]) -> dict[str, tuple[l
     chosen, _ = context.candidates(root, spec)
     texts = {}
     for path, _ in chosen:
-        text = context._readable(root, path)
+        text = context.readable(root, path)
         if text is not None:
             texts[path] = text
     paths = sorted(texts)
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
     budget = args.budget_tokens
     tallies = {name: Tally(name) for name in ("Autopack", "path order", "BM25", "ceiling")}
     cold = warm = 0.0
+    similar = None if args.no_semantic else Similar()
     with tempfile.TemporaryDirectory(prefix="context-recall-") as scratch:
         cache = args.cache or Path(scratch) / "tags"
         for number, instance in enumerate(instances, 1):
@@ -181,13 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
             spec, gold = spec_for(instance), instance["gold_files"]
             started = time.perf_counter()
             index = repomap.TagIndex(cache)
-            signals = context.Signals(
-                semantic={} if args.no_semantic else semantic(clone, spec, index)
-            )
-            chosen = context.select(clone, spec, budget, signals, index=index)
+            chosen = context.select(clone, spec, budget, index=index, similar=similar)
             cold += time.perf_counter() - started
             started = time.perf_counter()
-            again = context.select(clone, spec, budget, signals, index=repomap.TagIndex(cache))
+            again = context.select(
+                clone, spec, budget, index=repomap.TagIndex(cache), similar=similar
+            )
             warm += time.perf_counter() - started
             assert again.included == chosen.included
             tallies["Autopack"].add(gold, chosen.ranking, set(chosen.included))

@@ -102,7 +102,7 @@ def attempt_phase(
         governance=_gatekeeper(run, phase, attempt),
         diagnose=_diagnose(run, phase, workspace, environment),
         tags=remembering.tag_index(),
-        semantic=remembering.semantic(run, spec, workspace.root) if remember else None,
+        semantic=remembering.semantic(run) if remember else None,
         drift=remembering.drift_check(run) if remember else None,
     )
     try:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 
@@ -28,7 +27,7 @@ from memory.models import Memory
 from runs.engine import context as choosing
 from runs.engine import repomap
 from runs.engine.drift import Drift
-from runs.engine.spec import PhaseSpec, title
+from runs.engine.spec import title
 from runs.models import Attempt, Phase, Run
 from runs.services import record_event
 
@@ -59,23 +58,16 @@ def _helping(run: Run, what: str) -> Iterator[None]:
         record_event(run, "memory_error", action=what, error=str(exc)[:500])
 
 
-def semantic(run: Run, spec: PhaseSpec, root: Path) -> Callable[[str], Mapping[str, float]]:
-    """Context selection's semantic signal: similarity of the phase's files to a text,
-    from the project's code chunks in memory (indexed here first)."""
+def semantic(run: Run) -> choosing.Similar:
+    """Context selection's semantic signal: the files' similarity to the task from the
+    project's code chunks in memory (indexed here first: only changed chunks are
+    embedded again)."""
 
-    def similar(query: str) -> Mapping[str, float]:
+    def similar(query: str, pieces: dict[str, list[choosing.Chunk]]) -> Mapping[str, float]:
         scores: Mapping[str, float] = {}
+        paths = list(pieces)[:MAX_INDEXED_FILES]
         with _helping(run, "semantic context"):
-            files, _ = choosing.candidates(root, spec)
-            paths = [path for path, _ in files][:MAX_INDEXED_FILES]
-            found: list[memory.Chunk] = []
-            for path in paths:
-                text = choosing._readable(root, path)
-                if text is not None:
-                    found += [
-                        memory.Chunk(*piece)
-                        for piece in choosing.chunks(path, text, tag_index().tags(path, text))
-                    ]
+            found = [memory.Chunk(*piece) for path in paths for piece in pieces[path]]
             memory.index_code(run.project, found, paths=paths)
             scores = memory.code_scores(run.project, query, paths=paths)
         return scores
@@ -105,12 +97,6 @@ def memories_for(run: Run, phase: Phase, failure: str = "") -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _cosine(a: list[float], b: list[float]) -> float:
-    x, y = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    norm = float(np.linalg.norm(x) * np.linalg.norm(y)) or 1.0
-    return float(x @ y) / norm
-
-
 def drift_check(run: Run) -> Callable[[str], Drift | None] | None:
     """Compares a change's summary with the run's intention anchor; None when off."""
     mode = settings.AUTOPACK_GOAL_DRIFT
@@ -122,7 +108,8 @@ def drift_check(run: Run) -> Callable[[str], Drift | None] | None:
         drift = None
         with _helping(run, "goal drift check"):
             anchor, change = embedder().embed([run.intention_anchor, summary])
-            drift = Drift(_cosine(anchor, change), threshold, blocking=mode == "blocking")
+            similarity = sum(a * b for a, b in zip(anchor, change, strict=True))  # normalised
+            drift = Drift(similarity, threshold, blocking=mode == "blocking")
         return drift
 
     return check

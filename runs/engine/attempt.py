@@ -5,7 +5,7 @@ to the last savepoint and says what the next attempt must fix."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +73,7 @@ class AttemptDeps:
     diagnose: Callable[[Failure], list[dict]] | None = None
     # Context: the tag cache, and similarity of files to a text from the memory store.
     tags: TagIndex | None = None
-    semantic: Callable[[str], Mapping[str, float]] | None = None
+    semantic: choosing.Similar | None = None
     # The change's similarity to the run's intention anchor, checked before it is applied.
     drift: Callable[[str], Drift | None] | None = None  # None: it could not be checked
 
@@ -350,22 +350,16 @@ def _builder_reply(plan: AttemptPlan, deps: AttemptDeps, result: AttemptResult) 
 
 
 def _context(plan: AttemptPlan, deps: AttemptDeps) -> choosing.Context:
-    spec = plan.spec
-    query = "\n".join([spec.task_name, spec.description, *spec.acceptance_criteria])
-    signals = choosing.Signals(
-        failure=plan.feedback,
-        diff=plan.previous_diff,
-        semantic=deps.semantic(query) if deps.semantic else {},
-    )
     count = deps.llm.counter(plan.builder_model)
     return choosing.select(
         deps.workspace.root,
-        spec,
+        plan.spec,
         deps.limits.context_budget_tokens,
-        signals,
+        choosing.Signals(failure=plan.feedback, diff=plan.previous_diff),
         index=deps.tags,
         count=count,
         counter_name=deps.llm.provider_for(plan.builder_model).name if count else "",
+        similar=deps.semantic,
     )
 
 

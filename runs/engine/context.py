@@ -13,8 +13,8 @@ by the previous attempt's diff. The rest are ranked by one score, the sum of
   and task words that are names the file defines (0.25 each, at most 3);
 - the repository map: personalised PageRank over definitions and references
   (repomap.rank_files) towards the task's identifiers and named files, scaled to 0.25;
-- semantic similarity from the memory store's code chunks (`Signals.semantic`, the best
-  chunk of each file), from the least to the most similar file scaled to 0..0.25.
+- semantic similarity from the memory store's code chunks (the `similar` callable: the
+  best chunk of each file), from the least to the most similar file scaled to 0..0.25.
 
 Packing. Budgets are in tokens. A file's size is `estimate_tokens`: its characters / 4,
 rounded up, plus a few tokens for its header and fences. That is on the safe side of
@@ -62,7 +62,12 @@ _STRONG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODULE = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+\b")  # flask.helpers, a.b.c
 
 
-def chunks(path: str, text: str, tags: list[repomap.Tag]) -> list[tuple[str, str, int, str]]:
+Chunk = tuple[str, str, int, str]  # path, symbol, line, text
+# The similarity of each file to the query, from its chunks (path -> chunks).
+Similar = Callable[[str, dict[str, list[Chunk]]], Mapping[str, float]]
+
+
+def chunks(path: str, text: str, tags: list[repomap.Tag]) -> list[Chunk]:
     """A file's code by symbol, for semantic retrieval: (path, symbol, line, text) of
     each definition's lines up to the next definition (at most CHUNK_LINES)."""
     lines = text.splitlines()
@@ -88,7 +93,6 @@ class Signals:
 
     failure: str = ""  # the last failure's feedback: test output, traceback, errors
     diff: str = ""  # the previous attempt's change
-    semantic: Mapping[str, float] = field(default_factory=dict)  # path -> similarity
 
 
 @dataclass
@@ -135,7 +139,8 @@ class _Candidate:
     tags: list[repomap.Tag] = field(default_factory=list)
 
 
-def _readable(root: Path, path: str) -> str | None:
+def readable(root: Path, path: str) -> str | None:
+    """The file's text; None for a binary, oversized, missing or symlinked file."""
     file = root / path
     if not file.is_file() or file.is_symlink() or file.stat().st_size > MAX_FILE_BYTES:
         return None
@@ -231,28 +236,33 @@ def _strong_identifiers(text: str) -> set[str]:
     }
 
 
+def query_text(spec: PhaseSpec) -> str:
+    return "\n".join(
+        [spec.task_name, spec.description, *spec.acceptance_criteria, *spec.deliverables]
+    )
+
+
 def rank(
     spec: PhaseSpec,
     signals: Signals,
     files: list[_Candidate],
+    semantic: Mapping[str, float],
 ) -> tuple[list[str], dict[str, str]]:
     """Every candidate's path, best first, and why each ranks where it does."""
     paths = [c.path for c in files]
     first = _first(spec, signals, paths)
-    query_text = "\n".join(
-        [spec.task_name, spec.description, *spec.acceptance_criteria, *spec.deliverables]
-    )
-    query = lexical.terms(query_text + "\n" + signals.failure[-4000:])
+    query_text_ = query_text(spec)
+    query = lexical.terms(query_text_ + "\n" + signals.failure[-4000:])
     words = set(query)
     documents = {c.path: lexical.document(c.path, c.text or "") for c in files}
     lexical_scores = lexical.bm25(query, documents)
     best_lexical = max(lexical_scores.values(), default=0.0) or 1.0
-    strong = {repomap.normalise_ident(w) for w in _strong_identifiers(query_text)}
-    idents = repomap.identifiers(query_text + "\n" + signals.failure[-4000:])
+    strong = {repomap.normalise_ident(w) for w in _strong_identifiers(query_text_)}
+    idents = repomap.identifiers(query_text_ + "\n" + signals.failure[-4000:])
     graph = repomap.rank_files({c.path: c.tags for c in files}, idents=idents, paths=set(first))
     best_graph = max(graph.values(), default=0.0) or 1.0
-    low = min(signals.semantic.values(), default=0.0)
-    spread = (max(signals.semantic.values(), default=0.0) - low) or 1.0
+    low = min(semantic.values(), default=0.0)
+    spread = (max(semantic.values(), default=0.0) - low) or 1.0
     # Words of file names (test, utils, py...) that many files share say nothing.
     name_words = {
         c.path: set(lexical.terms(c.path.rsplit("/", 1)[-1].rsplit(".", 1)[0])) for c in files
@@ -270,7 +280,7 @@ def rank(
             "defines": WEIGHT_DEFINES * min(len(defined & strong), MAX_DEFINES),
             "defines words": WEIGHT_DEFINES_WORD * min(len(defined & idents), MAX_DEFINES_WORD),
             "graph": WEIGHT_GRAPH * graph.get(c.path, 0.0) / best_graph,
-            "semantic": WEIGHT_SEMANTIC * (signals.semantic.get(c.path, low) - low) / spread,
+            "semantic": WEIGHT_SEMANTIC * (semantic.get(c.path, low) - low) / spread,
         }
         scores[c.path] = sum(parts.values())
         why[c.path] = first.get(c.path) or "score {:.2f} ({})".format(
@@ -288,6 +298,7 @@ def select(
     index: repomap.TagIndex | None = None,
     count: Callable[[str], int | None] | None = None,
     counter_name: str = "",
+    similar: Similar | None = None,
 ) -> Context:
     """The Builder's context for the phase (see the module docstring)."""
     index = index if index is not None else repomap.TagIndex()
@@ -295,23 +306,24 @@ def select(
     files: list[_Candidate] = []
     unreadable: list[str] = []
     for path, note in chosen:
-        text = _readable(root, path)
+        text = readable(root, path)
         if text is None:
             unreadable.append(path)
             continue
         files.append(_Candidate(path, note, text, index.tags(path, text)))
-    ranking, why = rank(spec, signals, files)
-    context = _pack(ranking, {c.path: c for c in files}, budget_tokens, scale=1.0)
-    if count is not None and context.files:
-        counted = count(_shown_text(context))
-        if counted is not None:
-            context.counted_by = counter_name or "provider"
-            estimated = context.used_tokens
-            if counted > budget_tokens and estimated:
-                # The provider counts more than the estimate: pack again at its rate.
-                scale = counted / estimated * 1.02
-                context = _pack(ranking, {c.path: c for c in files}, budget_tokens, scale)
-                context.counted_by = counter_name or "provider"
+    semantic: Mapping[str, float] = {}
+    if similar is not None:
+        pieces = {c.path: chunks(c.path, c.text or "", c.tags) for c in files}
+        semantic = similar(query_text(spec), pieces)
+    ranking, why = rank(spec, signals, files, semantic)
+    by_path = {c.path: c for c in files}
+    context = _pack(ranking, by_path, budget_tokens, scale=1.0)
+    counted = count(_shown_text(context)) if count is not None and context.files else None
+    if counted is not None and counted > budget_tokens and context.used_tokens:
+        # The provider counts more than the estimate: pack again at its rate.
+        context = _pack(ranking, by_path, budget_tokens, counted / context.used_tokens * 1.02)
+    if counted is not None:
+        context.counted_by = counter_name or "provider"
     context.withheld = withheld
     context.left_out += [(path, "not a text file") for path in unreadable]
     context.ranking, context.why = ranking, why
