@@ -32,7 +32,7 @@ from runs.models import Attempt, Phase, Run
 from runs.services import record_event
 
 logger = logging.getLogger("autopack.memory")
-ENTRY_CHARS = 600  # of one memory in the Builder's prompt
+ENTRY_CHARS = 1000  # of one memory in the Builder's prompt
 MAX_INDEXED_FILES = 5000
 
 
@@ -161,17 +161,17 @@ def after_phase(run: Run, phase: Phase) -> None:
 
 
 def _fix_text(failed: Attempt, passed: Attempt) -> str:
+    """The fix first (what a later Builder can use), then the failure's details."""
     diff = "\n".join(
         line
         for line in passed.diff.splitlines()
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    )[:800]
-    told = failed.feedback.strip()[-800:] if failed.feedback != failed.error else ""
+    )[:400]
+    told = failed.feedback.strip()[-400:] if failed.feedback != failed.error else ""
     return (
-        f"Error ({failed.failure_kind or failed.outcome}): {failed.error[:600]}\n"
-        + (f"Details: {told}\n" if told else "")
-        + f"Fixed by attempt {passed.number}, which changed "
-        f"{', '.join(passed.changed_files[:8])}:\n{diff}"
+        f"{failed.failure_kind or failed.outcome}, fixed by attempt {passed.number}, which "
+        f"changed {', '.join(passed.changed_files[:8])}:\n{diff}\n"
+        f"The failure: {failed.error[:300]}" + (f"\n{told}" if told else "")
     )
 
 
