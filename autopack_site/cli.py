@@ -13,6 +13,12 @@ USAGE = """usage: autopack COMMAND [options]
   worker           a background worker that executes runs
   run FILE         execute a run config in the foreground (--detach queues it)
   demo             build the demo project with scripted replies
+  plan PLAN.md     turn a markdown plan into a run config (--out, --run,
+                   --to-markdown; `autopack plan -h`)
+  bench SUITE      run a benchmark suite (Exercism folder or SWE-bench JSONL)
+                   and print its table; --show, --compare, --json, --csv
+  replay RUN_ID    execute a run again with its recorded model replies
+  recording export RUN_ID   a run as a portable recording (JSON)
   check            validate the configuration files
   apply REPLY      apply a model's reply to a repository as a run would, print
                    the diff (no database needed; `autopack apply -h` for options)

@@ -10,9 +10,10 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from autopack_site.api import PageNumbers, choice_param, choice_params, error_response
-from runs import access, services
+from runs import access, markdown_plans, services
 from runs.config import ConfigError, RunConfig
 from runs.models import Project, Run
 from runs.serializers import (
@@ -249,3 +250,71 @@ class ProjectViewSet(
             issues = issues.filter(scope=scope)
         page = self.paginate_queryset(issues)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)
+
+
+class PlanRequestSerializer(serializers.Serializer):
+    markdown = serializers.CharField(trim_whitespace=False, help_text="The markdown plan")
+    repo = serializers.CharField(
+        required=False,
+        help_text="The repository to check paths against and build: a directory on the server "
+        "(relative to its working directory) or a git URL; or give `project`",
+    )
+    project = serializers.CharField(required=False, help_text="A project you may run builds in")
+    run_id = serializers.CharField(required=False, help_text="Instead of the plan's run_id")
+    goal = serializers.CharField(required=False, help_text="Instead of the plan's goal")
+
+
+class PlanMessageSerializer(serializers.Serializer):
+    line = serializers.IntegerField(help_text="The plan's line; 0 for the plan as a whole")
+    level = serializers.ChoiceField(choices=["warning", "error"])
+    message = serializers.CharField()
+
+
+class InferredScopeSerializer(serializers.Serializer):
+    phase_id = serializers.CharField()
+    paths = serializers.ListField(child=serializers.CharField())
+
+
+class PlanSerializer(serializers.Serializer):
+    config = serializers.JSONField(help_text="The run config, as POST /api/runs/ takes it")
+    messages = PlanMessageSerializer(many=True, help_text="Warnings, by line")
+    inferred = InferredScopeSerializer(
+        many=True, help_text="Phases without [paths:...] and the scope inferred for them"
+    )
+
+
+class PlanNormalizeView(APIView):
+    """A markdown plan read into a run config (see README, "Markdown plans"). Errors in the
+    plan are a 400, one entry per problem with its line; nothing is created."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=PlanRequestSerializer, responses={200: PlanSerializer})
+    def post(self, request: Request) -> Response:
+        body = PlanRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = markdown_plans.read_for_user(request.user, **body.validated_data)
+        except markdown_plans.PlanRefused as exc:
+            raise PermissionDenied(str(exc)) from None
+        except markdown_plans.PlanInputError as exc:
+            raise ValidationError({exc.field: exc.message}) from None
+        if result.errors:
+            errors = [
+                {
+                    "path": "markdown",
+                    "message": f"line {m.line}: {m.message}" if m.line else m.message,
+                }
+                for m in result.errors
+            ]
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            {
+                "config": result.config,
+                "messages": [m.as_dict() for m in result.messages],
+                "inferred": [
+                    {"phase_id": phase_id, "paths": paths}
+                    for phase_id, paths in result.inferred.items()
+                ],
+            }
+        )

@@ -122,6 +122,12 @@ class RunConfig(_Strict):
     setup_command: str = Field(default="", max_length=2000)
     test_command: str = Field(default="", max_length=1000)
     dependency_resolution: Literal["commit-date", "newest"] | None = None
+    # False: the run neither reads nor writes the project's memory and learned rules
+    # (benchmarks and replays, whose prompts must not depend on earlier runs).
+    memory: bool = True
+    # True: the tests may fail to run on the base commit (a stub that does not compile);
+    # the run starts anyway and the phases' gates still require the tests to run.
+    allow_broken_baseline: bool = False
     tiers: list[TierConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

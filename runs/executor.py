@@ -146,7 +146,7 @@ def _finish(run: Run, lease: Lease, state: str, code: str, reason: str) -> None:
             tokens_used=spent.tokens_used,
             cost_usd=str(spent.cost_usd),
         )
-    if settings.AUTOPACK_MEMORY_ENABLED:
+    if remembering.enabled(run):
         run.refresh_from_db()
         remembering.after_run(run)
     if state in (RunState.DONE_SUCCESS, RunState.DONE_FAILED):

@@ -75,7 +75,7 @@ def attempt_phase(
     told = [f.feedback for f in history if f.attempt < attempt.number and f.feedback]
     changed = [f.diff for f in history if f.attempt < attempt.number and f.diff]
     spec = recovery.spec_of(run, phase)
-    remember = settings.AUTOPACK_MEMORY_ENABLED
+    remember = remembering.enabled(run)
     if remember:
         remembering.remember_anchor(run)
     plan = AttemptPlan(
@@ -84,7 +84,7 @@ def attempt_phase(
         builder_model=attempt.model,
         auditor_model=attempt.auditor_model or None,
         feedback=told[-1] if told else "",
-        hints=tuple(rules.hints_for(run, phase)),
+        hints=tuple(rules.hints_for(run, phase)) if remember else (),
         recovery_hint=decided.hint,
         history=recovery.history_lines(history),
         executables=tuple(phase.executables),
@@ -102,8 +102,8 @@ def attempt_phase(
         governance=_gatekeeper(run, phase, attempt),
         diagnose=_diagnose(run, phase, workspace, environment),
         tags=remembering.tag_index(),
-        semantic=remembering.semantic(run) if remember else None,
-        drift=remembering.drift_check(run) if remember else None,
+        semantic=remembering.semantic(run) if settings.AUTOPACK_MEMORY_ENABLED else None,
+        drift=remembering.drift_check(run) if settings.AUTOPACK_MEMORY_ENABLED else None,
     )
     try:
         if approved:
@@ -238,7 +238,8 @@ def _after_attempt(run: Run, phase: Phase, attempt: Attempt, remote: str) -> Non
             branch=run.integration_branch,
             pushed_to=remote,
         )
-        rules.learn(run, phase, attempt)
+        if remembering.enabled(run):
+            rules.learn(run, phase, attempt)
     else:
         backlog.record_failure(attempt)
         Phase.objects.filter(pk=phase.pk).update(last_failure_reason=attempt.error)

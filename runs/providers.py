@@ -10,11 +10,14 @@ from django.db.models import Count
 
 from runs.engine.protocols import LLMProvider
 from runs.engine.providers import configured
+from runs.engine.providers.bench_models import BenchModel
 from runs.engine.providers.scripted import ScriptedProvider
 from runs.models import Run
 from telemetry.models import LlmCall
 
 SCRIPTED = "scripted:"
+BENCH = "bench:"  # bench:MODEL:REFERENCE: a benchmark's scripted model
+REPLAY = "replay:"  # replay:RUN_ID: the recorded replies of another run (runs/replaying.py)
 
 
 def configured_providers() -> dict[str, LLMProvider]:
@@ -35,7 +38,16 @@ def validate_provider_option(value: str) -> str:
     return SCRIPTED + str(path)
 
 
-def override_for(run: Run) -> ScriptedProvider | None:
+def override_for(run: Run) -> LLMProvider | None:
+    """The provider that answers every model call of this run instead of the configured
+    ones: scripted replies, a benchmark's scripted model, or a recording."""
+    if run.provider.startswith(BENCH):
+        kind, _, reference = run.provider[len(BENCH) :].partition(":")
+        return BenchModel(kind, Path(reference))
+    if run.provider.startswith(REPLAY):
+        from runs.replaying import replay_provider
+
+        return replay_provider(run)
     if not run.provider.startswith(SCRIPTED):
         return None
     used = dict(

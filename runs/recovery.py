@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 
 from autopack_site import configuration
@@ -255,7 +254,7 @@ def _record(run: Run, phase: Phase, attempt: Attempt, decision: Decided) -> Deci
         model=decision.model,
         hint=decision.hint[:500],
     )
-    if settings.AUTOPACK_MEMORY_ENABLED and (decision.hint or decision.action in REMEMBERED):
+    if remembering.enabled(run) and (decision.hint or decision.action in REMEMBERED):
         remembering.remember_decision(run, phase, decision.action, decision.reason, decision.hint)
     return row
 
@@ -419,7 +418,7 @@ def fail_phase(run: Run, phase: Phase, last: Attempt, lease: Lease, why: str = "
     with lease.fence():
         services.transition_phase(phase, PhaseState.FAILED, reason=last.error)
         services.sync_tier_state(phase.tier)
-    if settings.AUTOPACK_MEMORY_ENABLED:
+    if remembering.enabled(run):
         remembering.after_phase(run, phase)
     notify(
         "phase_failed",

@@ -36,6 +36,13 @@ ENTRY_CHARS = 1000  # of one memory in the Builder's prompt
 MAX_INDEXED_FILES = 5000
 
 
+def enabled(run: Run) -> bool:
+    """Whether the run reads and writes the project's memory (its history: summaries,
+    errors, decisions, anchors, learned rules). The code index that context selection
+    uses is about the current code, not history, and is on whenever memory is."""
+    return bool(settings.AUTOPACK_MEMORY_ENABLED and run.config.get("memory", True))
+
+
 def tag_index() -> repomap.TagIndex:
     """The machine's tag cache: one parse per file content, across runs and workers."""
     return _tag_index(str(settings.AUTOPACK_HOME))

@@ -62,7 +62,7 @@ def _project_for(config: RunConfig, repository: str, user: AbstractBaseUser | No
         project = Project.objects.filter(name=config.project).first()
         if project is not None and project.repository != repository:
             if user is not None and not access.can_run(user, project):
-                raise _refused("project", _not_yours(config.project))
+                raise _refused("project", not_yours(config.project))
             raise _refused(
                 "project",
                 f"project {project.name!r} already uses repository {project.repository}, "
@@ -73,12 +73,12 @@ def _project_for(config: RunConfig, repository: str, user: AbstractBaseUser | No
         project = Project.objects.filter(repository=repository).order_by("pk").first()
     if project is not None:
         if user is not None and not access.can_run(user, project):
-            raise _refused("project", _not_yours(project.name if config.project else repository))
+            raise _refused("project", not_yours(project.name if config.project else repository))
         return project
     return _new_project(config, repository, user)
 
 
-def _not_yours(name: str) -> str:
+def not_yours(name: str) -> str:
     # The same words whether the project exists or not: nothing leaks to non-members.
     return (
         f"you may not create runs for {name}: ask the project's owner to add you as a "
@@ -89,7 +89,7 @@ def _not_yours(name: str) -> str:
 def _new_project(config: RunConfig, repository: str, user: AbstractBaseUser | None) -> Project:
     field = "repo" if config.repo else "workspace"
     if user is not None and not access.can_create_projects(user):
-        raise _refused("project", _not_yours(config.project or repository))
+        raise _refused("project", not_yours(config.project or repository))
     problem = access.repository_allowed(user, repository, config.repository_is_url)
     if problem:
         raise _refused(field, problem)

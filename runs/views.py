@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import access, dashboard, services
+from runs import access, dashboard, markdown_plans, services
 from runs.config import ConfigError
 from runs.states import IllegalTransition, RunState
 
@@ -116,6 +116,8 @@ def run_resume(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @login_required
 def new_run(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST" and "markdown" in request.POST:
+        return _new_run_from_markdown(request)
     text, errors = "", []
     if request.method == "POST":
         upload = request.FILES.get("config_file")
@@ -140,9 +142,56 @@ def new_run(request: HttpRequest) -> HttpResponse:
             errors = [{"path": "run_id", "message": f"{exc}; choose another run_id"}]
         else:
             return redirect("run-detail", run_id=run.run_id)
+    tab = "markdown" if request.GET.get("tab") == "markdown" else "json"
     return render(
-        request, "runs/new.html", {"text": text, "errors": errors}, status=400 if errors else 200
+        request,
+        "runs/new.html",
+        {"tab": tab, "text": text, "errors": errors, "plan": {}},
+        status=400 if errors else 200,
     )
+
+
+def _new_run_from_markdown(request: HttpRequest) -> HttpResponse:
+    """Preview a markdown plan's run config and messages, or create its run."""
+    plan = {key: request.POST.get(key, "") for key in ("markdown", "repo", "goal", "run_id")}
+    errors: list[dict[str, str]] = []
+    result = None
+    try:
+        result = markdown_plans.read_for_user(
+            request.user,
+            plan["markdown"],
+            repo=plan["repo"],
+            goal=plan["goal"],
+            run_id=plan["run_id"],
+        )
+    except markdown_plans.PlanRefused as exc:
+        errors = [{"path": "repo", "message": str(exc)}]
+    except markdown_plans.PlanInputError as exc:
+        errors = [{"path": exc.field, "message": exc.message}]
+    if result and result.config and request.POST.get("action") == "create":
+        try:
+            run = services.create_run(result.config, created_by=request.user)
+        except ConfigError as exc:
+            errors = exc.errors
+        except services.DuplicateRun as exc:
+            errors = [{"path": "run_id", "message": f"{exc}; choose another run id"}]
+        else:
+            return redirect("run-detail", run_id=run.run_id)
+    found = result.messages if result else []
+    errors += [
+        {"path": f"line {m.line}" if m.line else "plan", "message": m.message}
+        for m in found
+        if m.level == "error"
+    ]
+    context = {
+        "tab": "markdown",
+        "plan": plan,
+        "plan_errors": errors,
+        "warnings": [m for m in found if m.level == "warning"],
+        "inferred": result.inferred if result else {},
+        "config_json": json.dumps(result.config, indent=2) if result and result.config else "",
+    }
+    return render(request, "runs/new.html", context, status=400 if errors else 200)
 
 
 @login_required

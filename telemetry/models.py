@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -59,3 +60,82 @@ class LlmCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.provider}/{self.model} ({self.total_tokens} tokens)"
+
+
+class BenchRun(models.Model):
+    """One benchmark: every task of a suite run as an ordinary run with one model."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        STOPPED = "stopped"  # interrupted before every task finished
+
+    bench_id = models.SlugField(max_length=100, unique=True)
+    suite = models.CharField(max_length=1000, help_text="The suite's folder or JSONL file")
+    suite_kind = models.CharField(max_length=20, help_text="exercism or swebench")
+    model = models.CharField(max_length=200, help_text="The Builder's model, or a scripted one")
+    edit_format = models.CharField(max_length=30)
+    tries = models.PositiveIntegerField()
+    workers = models.PositiveIntegerField()
+    languages = models.JSONField(default=list, blank=True)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    autopack_version = models.CharField(max_length=50)
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.bench_id} ({self.model})"
+
+
+class BenchTask(models.Model):
+    """One task of a benchmark and how its run went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        PASSED = "passed"
+        FAILED = "failed"
+        ERROR = "error"  # the task could not be tried: its environment, its repository
+
+    bench = models.ForeignKey(BenchRun, on_delete=models.CASCADE, related_name="tasks")
+    task_id = models.CharField(max_length=300)
+    language = models.CharField(max_length=30)
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="bench_tasks"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, help_text="Why the task could not be tried")
+    passed_try = models.PositiveIntegerField(null=True, blank=True)
+    tries_used = models.PositiveIntegerField(default=0)
+    well_formed = models.BooleanField(default=True, help_text="Every reply was well formed")
+    malformed = models.PositiveIntegerField(default=0)
+    syntax_errors = models.PositiveIntegerField(default=0)
+    test_timeouts = models.PositiveIntegerField(default=0)
+    context_exhausted = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    seconds = models.FloatField(null=True, blank=True)
+    tests = models.JSONField(
+        default=dict, blank=True, help_text="SWE-bench: FAIL_TO_PASS and PASS_TO_PASS results"
+    )
+
+    class Meta:
+        ordering = ["language", "task_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["bench", "task_id"], name="bench_task_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}: {self.status}"

@@ -24,7 +24,8 @@ from governance.models import GovernanceRequest
 from runs import services
 from runs.models import Run
 from runs.states import RunState
-from tests.builds import config, phase, project_waiting_for_approval
+from telemetry.models import BenchRun
+from tests.builds import config, git, phase, project_waiting_for_approval
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -82,18 +83,40 @@ QUERY = parameters("query")
 PATH = parameters("path")
 ENUMS = [case for case in QUERY if "enum" in case[3]]
 PAGED = [(method, path) for method, path, name, _ in QUERY if name == "page"]
+REQUIRED = {
+    (path, parameter["name"])
+    for _, path, operation in OPERATIONS
+    for parameter in operation.get("parameters", [])
+    if parameter["in"] == "query" and parameter.get("required")
+}
 FIELDS = body_fields()
 
 
 @pytest.fixture
 def world(tmp_path):
     """A project with a run waiting for approval of a protected change, its owner (who
-    may approve) and a viewer."""
+    may approve) and a viewer; a benchmark the owner started, with a task solved by that
+    run."""
     users = get_user_model().objects
     owner, viewer = users.create_user("owner"), users.create_user("viewer")
     repo = tmp_path / "shop"
     repo.mkdir()
     project, run, request = project_waiting_for_approval(repo, "shop", owner, viewer)
+    bench = BenchRun.objects.create(
+        bench_id="shop-bench",
+        suite="benchmarks/polyglot",
+        suite_kind="exercism",
+        model="scripted",
+        edit_format="diff",
+        tries=2,
+        workers=1,
+        autopack_version="0.1.0",
+        created_by=owner,
+    )
+    bench.tasks.create(
+        task_id="python/cart", language="python", run=run, status="passed", passed_try=1,
+        tries_used=1, prompt_tokens=10, completion_tokens=5, cost_usd="0.0010", seconds=1.5,
+    )  # fmt: skip
     return {
         "owner": token_client(owner),
         "viewer": token_client(viewer),
@@ -101,16 +124,23 @@ def world(tmp_path):
         "project": project,
         "run": run,
         "request": request,
+        "bench": bench,
     }
 
 
 def url(world, path: str, query: str = "", **raw: str) -> str:
-    """`path` naming the world's objects, or with the raw (percent-encoded) values given."""
+    """`path` naming the world's objects, or with the raw (percent-encoded) values given;
+    required query parameters not in `query` (the benchmarks to compare) name the world's
+    benchmark."""
     values = {
         "run_id": world["run"].run_id,
         "username": "viewer",
         "pk": world["request" if path.startswith("/api/governance/") else "project"].pk,
+        "bench_id": world["bench"].bench_id,
     }
+    given = {pair.split("=", 1)[0] for pair in query.split("&")}
+    missing = [f"{name}={world['bench'].bench_id}" for p, name in sorted(REQUIRED) if p == path]
+    query = "&".join([query] * bool(query) + [m for m in missing if m.split("=")[0] not in given])
     for name, value in values.items():
         path = path.replace(f"{{{name}}}", raw.get(name, quote(str(value), safe="")))
     return f"{path}?{query}" if query else path
@@ -304,6 +334,13 @@ class Change:
         return self.body(world) if callable(self.body) else self.body
 
 
+def _git_repository(world) -> None:
+    (world["repo"] / "cart.py").write_text("PRICES = {}\n")
+    git(world["repo"], "init", "-q")
+
+
+PLAN = {"markdown": "# Tidy the cart\n\n- Round the prices [paths:cart.py]\n", "project": "shop"}
+
 CHANGES = {
     ("POST", "/api/runs/"): Change(
         _new_run, conflict=lambda world: services.create_run(_new_run(world), enqueue=False)
@@ -319,6 +356,7 @@ CHANGES = {
     ("POST", "/api/projects/{pk}/members/"): Change({"username": "viewer", "role": "member"}),
     ("PATCH", "/api/projects/{pk}/"): Change({"test_command": "make check"}),
     ("DELETE", "/api/projects/{pk}/members/{username}/"): Change(),
+    ("POST", "/api/plans/normalize/"): Change(PLAN, setup=_git_repository),
 }
 CONFLICTS = [key for key, change in CHANGES.items() if change.conflict]
 
@@ -411,6 +449,9 @@ PAGES = [
     "/projects/{pk}/",
     "/governance/",
     "/usage/",
+    "/bench/",
+    "/bench/{bench_id}/",
+    "/bench/compare/",
     "/accounts/login/",
     "/admin/",
     "/admin/runs/run/",

@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from runs.models import Run
+from telemetry.models import BenchRun
 from tests.builds import APPROVE, block, config, phase
 from tests.fake_llm import Reply
 from tests.support import ROOT, VENV_BIN, database_url, free_port
@@ -214,3 +215,46 @@ def test_approving_in_the_governance_queue_lets_the_run_continue(product, browse
 
     admin.wait_for_selector('#run-state:has-text("Done Success")', timeout=60000)
     assert admin.evaluate("window.__sameDocument") is True
+
+
+def test_a_benchmark_page_draws_its_charts_with_nothing_from_elsewhere(product, browser):
+    bench = BenchRun.objects.create(
+        bench_id="browser-bench",
+        suite="polyglot-benchmark",
+        suite_kind="exercism",
+        model="scripted",
+        edit_format="diff",
+        tries=2,
+        workers=1,
+        autopack_version="0.1.0",
+        state="done",
+    )
+    for task_id, passed_try in (("python/bowling", 1), ("python/grep", 2), ("go/bowling", None)):
+        bench.tasks.create(
+            task_id=task_id,
+            language=task_id.split("/")[0],
+            status="passed" if passed_try else "failed",
+            passed_try=passed_try,
+            tries_used=passed_try or 2,
+        )
+    page = log_in(browser, product, "admin", "admin-password-1")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(product.base + "/bench/browser-bench/")
+
+    charts = page.locator("figure.bench-chart svg")
+    assert charts.count() == 3  # go, python, and all together
+    for index in range(3):
+        box = charts.nth(index).bounding_box()
+        assert box["width"] > 20 and box["height"] > 50
+    python = page.locator('figure.bench-chart svg[aria-label^="python"]')
+    assert [python.locator("rect").nth(i).get_attribute("height") for i in range(2)] == [
+        "50.0",
+        "100.0",
+    ]
+    assert all(url.startswith(product.base) for url in requested), requested
+    page.screenshot(path=str(ARTIFACTS / "bench-detail.png"), full_page=True)
+    phone = log_in(browser, product, "admin", "admin-password-1", width=390)
+    phone.goto(product.base + "/bench/browser-bench/")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390

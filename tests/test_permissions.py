@@ -15,7 +15,7 @@ from django.test import Client
 from governance.models import GovernanceRequest
 from runs import services
 from runs.models import Project, ProjectMember, Run
-from telemetry.models import LlmCall
+from telemetry.models import BenchRun, LlmCall
 from tests.builds import awaiting_approval, config, phase
 from tests.conftest import token_client
 
@@ -23,12 +23,15 @@ pytestmark = pytest.mark.django_db
 
 USERS = ("owner", "member", "viewer", "approver", "stranger", "staff")
 ALL_OK = dict.fromkeys(USERS, 200) | {"stranger": 404}
+# Benchmarks belong to no project: whoever started one, and staff.
+CREATOR_OK = dict.fromkeys(USERS, 404) | {"owner": 200, "staff": 200}
 
 
 @pytest.fixture
 def world(tmp_path):
     """A project with a run waiting for approval of a protected change, a model call and
-    an issue, and one user of each kind."""
+    an issue, a benchmark the owner started and one started from the command line, and
+    one user of each kind."""
     users_model = get_user_model()
     users = {name: users_model.objects.create_user(name) for name in USERS}
     users["staff"].is_staff = True
@@ -62,6 +65,18 @@ def world(tmp_path):
         duration_ms=5,
     )
     project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
+    for bench_id, creator in (("shop-bench", users["owner"]), ("cli-bench", None)):
+        BenchRun.objects.create(
+            bench_id=bench_id,
+            suite="polyglot",
+            suite_kind="exercism",
+            model="scripted",
+            edit_format="diff",
+            tries=2,
+            workers=1,
+            autopack_version="0.1.0",
+            created_by=creator,
+        )
     return {"users": users, "project": project, "run": run, "repo": repo}
 
 
@@ -78,7 +93,9 @@ def page(world, user: str, method: str, url: str, data=None):
 
 def _url(world, template: str) -> str:
     request = GovernanceRequest.objects.get()
-    return template.format(run=world["run"].run_id, project=world["project"].pk, request=request.pk)
+    return template.format(
+        run=world["run"].run_id, project=world["project"].pk, request=request.pk, bench="shop-bench"
+    )
 
 
 API = [
@@ -89,6 +106,9 @@ API = [
     ("get", "/api/projects/{project}/issues/", None, ALL_OK),
     ("get", "/api/projects/{project}/members/", None, ALL_OK),
     ("get", "/api/governance/requests/{request}/", None, ALL_OK),
+    ("get", "/api/bench/{bench}/", None, CREATOR_OK),
+    ("get", "/api/bench/{bench}/tasks.csv", None, CREATOR_OK),
+    ("get", "/api/bench/compare/?a={bench}&b={bench}", None, CREATOR_OK),
     (
         "post",
         "/api/runs/{run}/cancel/",
@@ -230,6 +250,8 @@ PAGES = [
     ("get", "/runs/{run}/", ALL_OK),
     ("get", "/runs/{run}/fragments/?after=0", ALL_OK),
     ("get", "/projects/{project}/", ALL_OK),
+    ("get", "/bench/{bench}/", CREATOR_OK),
+    ("get", "/bench/compare/?a={bench}&b={bench}", CREATOR_OK),
     (
         "post",
         "/runs/{run}/cancel/",
@@ -279,6 +301,17 @@ def test_page_lists_show_only_the_projects_a_user_is_in(world, user):
         marker = "claude-shop-model" if url == "/usage/" else "shop"
         assert (marker in text) is visible, url
     assert ("Approve #" in shown["/governance/"]) is (user == "approver")
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_benchmarks_are_listed_to_whoever_started_them_and_staff(world, user):
+    expected = {"owner": ["shop-bench"], "staff": ["cli-bench", "shop-bench"]}.get(user, [])
+
+    listed = call(world, user, "get", "/api/bench/").json()["results"]
+    shown = page(world, user, "get", "/bench/").content.decode()
+
+    assert [b["bench_id"] for b in listed] == expected
+    assert [b for b in ("cli-bench", "shop-bench") if f'href="/bench/{b}/"' in shown] == expected
 
 
 def test_a_non_member_cannot_create_a_run_through_the_form(world):

@@ -25,6 +25,11 @@ or
 {"verdict": "reject", "reasons": ["what is wrong and what to change", "..."]}
 Reject only for real problems; give concrete reasons the Builder can act on."""
 
+# Sections that come from the project's history, not from the run: a replay leaves them
+# out of the key it matches recorded requests by (runs/engine/recording.py).
+LESSONS_HEADING = "# Lessons from earlier failures in this project"
+MEMORY_HEADING = "# From the project's memory"
+
 
 def _bullets(items: list[str] | tuple[str, ...]) -> str:
     return "\n".join(f"- {item}" for item in items) or "- (none)"
@@ -43,10 +48,10 @@ def builder_messages(plan: AttemptPlan, context: Context) -> list[dict[str, str]
     if spec.approach:
         parts.append(f"# Approach\n{spec.approach}")
     if plan.hints:
-        parts.append("# Lessons from earlier failures in this project\n" + _bullets(plan.hints))
+        parts.append(f"{LESSONS_HEADING}\n" + _bullets(plan.hints))
     if plan.memories:
         parts.append(
-            "# From the project's memory (earlier runs and phases, most relevant first)\n"
+            f"{MEMORY_HEADING} (earlier runs and phases, most relevant first)\n"
             + _bullets(plan.memories)
         )
     files = "\n\n".join(

@@ -194,6 +194,16 @@ def _tagger(language: str) -> tuple[Parser, Query]:
     return _TAGGERS[language]
 
 
+def syntax_tree(path: str, text: str) -> Node | None:
+    """The parsed file, for a language the map knows (None for others)."""
+    language = language_of(path)
+    if language is None:
+        return None
+    with _LOCK:
+        parser, _ = _tagger(language)
+        return parser.parse(text.encode()).root_node
+
+
 def file_tags(path: str, text: str) -> list[Tag]:
     """Definitions and references in one file, in line order. tree-sitter recovers from
     syntax errors, so a broken file still gives the tags of its intact parts."""

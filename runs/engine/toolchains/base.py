@@ -58,6 +58,9 @@ class SetupOptions:
     timeout: float = 1200
     sandbox: bool = True
     pythons: tuple[str, ...] = ()  # more interpreters to choose from (AUTOPACK_PYTHONS)
+    # The project's own code may not build yet (the run's `allow_broken_baseline`): a
+    # failed warm-up build is left for the tests to report.
+    broken_code_allowed: bool = False
 
     @property
     def cutoff(self) -> str | None:
