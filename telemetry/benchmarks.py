@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from runs import services
 from runs.config import ConfigError
-from runs.engine import suites
+from runs.engine import repomap, suites
 from runs.engine.gates.results import TestResults
 from runs.engine.outcomes import FailureCode
 from runs.engine.providers.bench_models import KINDS
@@ -163,6 +163,8 @@ def _submit(
     """Prepare the task's repository and start its run; False (the task is an error,
     with the reason) when either cannot be done."""
     try:
+        if definition.problem:
+            raise suites.SuiteError(definition.problem)
         repository, reference = prepare(bench, definition)
         data = run_config(bench, definition, repository, options)
         run = services.create_run(
@@ -258,7 +260,8 @@ def prepare(bench: BenchRun, task: suites.Task) -> tuple[Path, Path]:
             _swebench_repository(task, repository)
         else:
             _exercise_repository(task, repository)
-        reference.write_text(json.dumps({"files": task.reference}))
+        tested = sorted(repomap.identifiers(task.tests_text))
+        reference.write_text(json.dumps({"files": task.reference, "tested": tested}))
         (home / "ready").write_text(task.task_id)
     else:
         task.reference = {

@@ -57,6 +57,8 @@ class Task:
     gold_patch: str = ""
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
+    tests_text: str = ""  # what the tests say: the mutant leaves a function they call
+    problem: str = ""  # why the task cannot be tried, when it cannot
 
 
 def load(suite: Path, languages: list[str] | None = None, limit: int | None = None) -> list[Task]:
@@ -130,19 +132,18 @@ def exercise_task(exercise: Path, language: str) -> Task:
         if (docs / name).is_file()
     )
     tail = INSTRUCTIONS_TAIL.format(files=", ".join(scope))
+    deciding = [test for test in tests if DEFINES_TESTS.search(repository.get(test, ""))]
     return Task(
         task_id=f"{language}/{exercise.name}",
         language=language,
         instructions=f"{text}\n\n{tail}".strip(),
         scope=scope,
-        criteria=[
-            f"Every test in `{test}` passes."
-            for test in tests
-            if DEFINES_TESTS.search(repository.get(test, ""))
-        ],
+        criteria=[f"Every test in `{test}` passes." for test in deciding],
         files=repository,
         reference=reference,
         test_command=TEST_COMMANDS.get(language, ""),
+        tests_text="\n".join(repository.get(test, "") for test in tests),
+        problem="" if deciding else f"no test in {', '.join(tests)}: nothing decides the task",
     )
 
 
@@ -202,6 +203,7 @@ def load_swebench(path: Path) -> list[Task]:
                 gold_patch=gold,
                 fail_to_pass=fail_to_pass,
                 pass_to_pass=_test_list(row.get("PASS_TO_PASS"), f"{where}: PASS_TO_PASS"),
+                tests_text=str(row["test_patch"]) + "\n" + "\n".join(fail_to_pass),
             )
         )
     if not tasks:

@@ -64,11 +64,13 @@ class BenchModel:
         if kind not in KINDS:
             raise ValueError(f"unknown benchmark model {kind!r}; use one of {', '.join(KINDS)}")
         try:
-            files = json.loads(reference.read_text())["files"]
+            data = json.loads(reference.read_text())
+            files = data["files"]
         except (OSError, ValueError, KeyError) as exc:
             raise ValueError(f"cannot read the reference solution {reference}: {exc}") from None
         self.kind = kind
         self.reference: Files = {path: (old, new) for path, (old, new) in files.items()}
+        self.tested = frozenset(data.get("tested", ()))
 
     @property
     def notice(self) -> str:
@@ -89,7 +91,8 @@ class BenchModel:
             right = self.kind == "oracle" or (
                 self.kind == "fix-on-feedback" and PREVIOUS_FAILURE in prompt
             )
-            text = reply(self.reference if right else mutant(self.reference), request.system)
+            answer = self.reference if right else mutant(self.reference, self.tested)
+            text = reply(answer, request.system)
         return LLMResponse(
             text=text,
             stop_reason="scripted",
@@ -100,13 +103,14 @@ class BenchModel:
         )
 
 
-def mutant(files: Files) -> Files:
-    """The reference with one function left unimplemented: the function around the
-    first line the reference changes (else its first function) in the first file that
-    has one. A reference without functions (Rust macros) is answered with the stub,
+def mutant(files: Files, tested: frozenset[str] = frozenset()) -> Files:
+    """The reference with one function left unimplemented: of the functions the tests
+    name (`tested`: normalised identifiers, see repomap.identifiers), or else of all,
+    the one around the first line the reference changes, else the first, in the first
+    file that has one. A reference without functions (Rust macros) is answered with the stub,
     marked so that the reply still changes the file."""
     for path, (old, new) in files.items():
-        changed = mutate(path, old, new)
+        changed = mutate(path, old, new, tested)
         if changed is not None:
             return {**files, path: (old, changed)}
     stubs = {
@@ -121,13 +125,17 @@ def mutant(files: Files) -> Files:
     return stubs
 
 
-def mutate(path: str, old: str | None, new: str) -> str | None:
+def mutate(
+    path: str, old: str | None, new: str, tested: frozenset[str] = frozenset()
+) -> str | None:
     language = repomap.language_of(path)
     tree = repomap.syntax_tree(path, new)
     if tree is None or language not in UNIMPLEMENTED:
         return None
     body_type, replacement = UNIMPLEMENTED[language]
     functions = [n for n in _walk(tree) if n.type in FUNCTIONS and _body(n, body_type)]
+    called = [f for f in functions if _name(f) in tested]
+    functions = called or functions
     if not functions:
         return None
     first = _first_changed_line(old or "", new)
@@ -140,6 +148,18 @@ def mutate(path: str, old: str | None, new: str) -> str | None:
 
 def _comment(path: str) -> str:
     return "#" if repomap.language_of(path) == "python" else "//"
+
+
+def _name(function: Node) -> str:
+    """The function's normalised name; an arrow function's is its variable's."""
+    node = function.child_by_field_name("name")
+    if (
+        node is None
+        and function.parent is not None
+        and function.parent.type == "variable_declarator"
+    ):
+        node = function.parent.child_by_field_name("name")
+    return repomap.normalise_ident(node.text.decode()) if node is not None else ""
 
 
 def _body(function: Node, body_type: str) -> Node | None:
