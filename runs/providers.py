@@ -13,6 +13,7 @@ from runs.engine.providers import configured
 from runs.engine.providers.bench_models import BenchModel
 from runs.engine.providers.scripted import ScriptedProvider
 from runs.models import Run
+from runs.replaying import replay_provider
 from telemetry.models import LlmCall
 
 SCRIPTED = "scripted:"
@@ -45,8 +46,6 @@ def override_for(run: Run) -> LLMProvider | None:
         kind, _, reference = run.provider[len(BENCH) :].partition(":")
         return BenchModel(kind, Path(reference))
     if run.provider.startswith(REPLAY):
-        from runs.replaying import replay_provider
-
         return replay_provider(run)
     if not run.provider.startswith(SCRIPTED):
         return None
