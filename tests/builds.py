@@ -171,3 +171,20 @@ def project_waiting_for_approval(repo: Path, name: str, owner, viewer):
     request = awaiting_approval(run)
     project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
     return project, run, request
+
+
+def bench_run(bench_id: str, created_by=None, **fields):
+    """A stored benchmark (no tasks), for pages and permissions."""
+    from telemetry.models import BenchRun
+
+    defaults = {
+        "suite": "/data/polyglot-benchmark",
+        "suite_kind": "exercism",
+        "model": "anthropic/claude-x",
+        "edit_format": "diff",
+        "tries": 2,
+        "workers": 1,
+        "autopack_version": "0.1.0",
+        "state": "done",
+    }
+    return BenchRun.objects.create(bench_id=bench_id, created_by=created_by, **defaults | fields)

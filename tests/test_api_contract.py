@@ -24,8 +24,7 @@ from governance.models import GovernanceRequest
 from runs import services
 from runs.models import Run
 from runs.states import RunState
-from telemetry.models import BenchRun
-from tests.builds import config, git, phase, project_waiting_for_approval
+from tests.builds import bench_run, config, git, phase, project_waiting_for_approval
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -102,16 +101,8 @@ def world(tmp_path):
     repo = tmp_path / "shop"
     repo.mkdir()
     project, run, request = project_waiting_for_approval(repo, "shop", owner, viewer)
-    bench = BenchRun.objects.create(
-        bench_id="shop-bench",
-        suite="benchmarks/polyglot",
-        suite_kind="exercism",
-        model="scripted",
-        edit_format="diff",
-        tries=2,
-        workers=1,
-        autopack_version="0.1.0",
-        created_by=owner,
+    bench = bench_run(
+        "shop-bench", owner, suite="benchmarks/polyglot", model="scripted", state="running"
     )
     bench.tasks.create(
         task_id="python/cart", language="python", run=run, status="passed", passed_try=1,

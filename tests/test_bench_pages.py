@@ -13,7 +13,7 @@ from django.utils.timezone import localtime
 
 from runs import services
 from telemetry.models import BenchRun
-from tests.builds import config, phase
+from tests.builds import bench_run, config, phase
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -39,17 +39,7 @@ def _run(tmp_path, run_id: str):
 
 
 def _bench(bench_id: str, created_by, **fields) -> BenchRun:
-    defaults = {
-        "suite": "/data/polyglot-benchmark",
-        "suite_kind": "exercism",
-        "model": "anthropic/claude-x",
-        "edit_format": "diff",
-        "tries": 2,
-        "workers": 1,
-        "autopack_version": "0.1.0",
-        "state": "done",
-    }
-    return BenchRun.objects.create(bench_id=bench_id, created_by=created_by, **defaults | fields)
+    return bench_run(bench_id, created_by, **fields)
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from runs.models import Run
-from telemetry.models import BenchRun
-from tests.builds import APPROVE, block, config, phase
+from tests.builds import APPROVE, bench_run, block, config, phase
 from tests.fake_llm import Reply
 from tests.support import ROOT, VENV_BIN, database_url, free_port
 from tests.test_engine_runs import QUANTITY
@@ -218,17 +217,7 @@ def test_approving_in_the_governance_queue_lets_the_run_continue(product, browse
 
 
 def test_a_benchmark_page_draws_its_charts_with_nothing_from_elsewhere(product, browser):
-    bench = BenchRun.objects.create(
-        bench_id="browser-bench",
-        suite="polyglot-benchmark",
-        suite_kind="exercism",
-        model="scripted",
-        edit_format="diff",
-        tries=2,
-        workers=1,
-        autopack_version="0.1.0",
-        state="done",
-    )
+    bench = bench_run("browser-bench", suite="polyglot-benchmark", model="scripted")
     for task_id, passed_try in (("python/bowling", 1), ("python/grep", 2), ("go/bowling", None)):
         bench.tasks.create(
             task_id=task_id,

@@ -15,8 +15,8 @@ from django.test import Client
 from governance.models import GovernanceRequest
 from runs import services
 from runs.models import Project, ProjectMember, Run
-from telemetry.models import BenchRun, LlmCall
-from tests.builds import awaiting_approval, config, phase
+from telemetry.models import LlmCall
+from tests.builds import awaiting_approval, bench_run, config, phase
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
@@ -66,17 +66,7 @@ def world(tmp_path):
     )
     project.issues.create(scope="project", signature="x", severity="low", title="flaky cart")
     for bench_id, creator in (("shop-bench", users["owner"]), ("cli-bench", None)):
-        BenchRun.objects.create(
-            bench_id=bench_id,
-            suite="polyglot",
-            suite_kind="exercism",
-            model="scripted",
-            edit_format="diff",
-            tries=2,
-            workers=1,
-            autopack_version="0.1.0",
-            created_by=creator,
-        )
+        bench_run(bench_id, creator, suite="polyglot", model="scripted", state="running")
     return {"users": users, "project": project, "run": run, "repo": repo}
 
 

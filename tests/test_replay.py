@@ -22,23 +22,10 @@ from runs.engine.recording import Identity, RecordedCall, normalise, prompt_key,
 from runs.models import Attempt, Run
 from runs.states import RunState
 from telemetry.models import LlmCall
-from tests.builds import APPROVE, QUANTITY, block, config, drive, git, phase, start, write_models
+from tests.builds import APPROVE, QUANTITY, config, drive, git, phase, start, write_models
 from tests.fake_llm import Reply
+from tests.test_memory_runs import BROKEN, QUANTITY_TEST
 
-BROKEN = block(
-    "inventory/stock.py",
-    "    stock[item] -= quantity\n",
-    "    stock[item] -= quantity\n\n\n"
-    "def quantity_of(stock: dict[str, int], item: str) -> int:\n"
-    "    return stock.get(item, 0) + undefined_inventory_offset\n",
-)
-QUANTITY_TEST = block(
-    "tests/test_quantity.py",
-    "",
-    "from inventory.stock import quantity_of\n\n\n"
-    "def test_quantity_of():\n"
-    "    assert quantity_of({'apple': 3}, 'apple') == 3\n",
-)
 PRICES = {
     "models": {
         "anthropic/claude-b": {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75},
