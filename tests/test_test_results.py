@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runs.engine.commands import OUTPUT_TAIL_CHARS
 from runs.engine.gates.results import FAILED, PASSED, SKIPPED, TestResults
 from runs.engine.gates.tests import Runtime, run_tests
 from runs.engine.gates.verdict import describe_counts
@@ -205,6 +206,47 @@ def test_go_results_from_json_events_and_from_verbose_text(tmp_path, command):
         assert "always broken: 4" in results.tests["example.com/calc::TestBroken"].message
     located = results.tests["example.com/calc::TestBroken"]
     assert (located.file, located.line) == ("calc_test.go", 11)
+
+
+MANY_CASES = """package calc
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestMany(t *testing.T) {
+	for i := 0; i < 400; i++ {
+		t.Run(fmt.Sprintf("case_%03d", i), func(t *testing.T) {
+			t.Logf("adding %d and %d gives %d, as it should", i, i, Add(i, i))
+		})
+	}
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")
+def test_a_suite_whose_output_outgrows_the_kept_tail_is_read_whole(tmp_path):
+    # go test -json reports each test on stdout; people see the tail, the reader all.
+    root = write(
+        tmp_path,
+        {
+            "go.mod": "module example.com/calc\n\ngo 1.19\n",
+            "calc.go": "package calc\n\nfunc Add(a, b int) int { return a + b }\n",
+            "calc_test.go": MANY_CASES,
+        },
+    )
+    runtime = Runtime(
+        reader="go",
+        variables={"PATH": HOST_PATH, "GOCACHE": str(tmp_path / ".cache"), "GOPROXY": "off"},
+    )
+
+    results = run_tests("go test -json ./...", root, runtime, 120, sandbox=False)
+
+    assert len(results.output) <= OUTPUT_TAIL_CHARS < 5 * len(results.output)
+    assert "case_000" not in results.output  # the first cases are not in the tail
+    assert results.tests["example.com/calc::TestMany/case_000"].outcome == PASSED
+    assert len(results.ids(PASSED)) == 401
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain is installed by make")

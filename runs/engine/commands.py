@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -55,8 +56,14 @@ class CommandResult:
 
 
 def run_command(
-    command: str | list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
+    command: str | list[str],
+    cwd: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    keep: Path | None = None,
 ) -> CommandResult:
+    """Run a command to its end or its timeout; the result holds the tail of its output,
+    and `keep`, when given, gets all of it (for readers of per-test results)."""
     started = time.monotonic()
     shown = command if isinstance(command, str) else " ".join(command)
     with tempfile.TemporaryFile() as out:
@@ -85,6 +92,10 @@ def run_command(
         finally:
             with _running_lock:
                 _running.discard(process)
+        if keep is not None:
+            out.seek(0)
+            with keep.open("wb") as whole:
+                shutil.copyfileobj(out, whole)
         out.seek(0, os.SEEK_END)
         size = out.tell()
         out.seek(max(0, size - OUTPUT_TAIL_CHARS * 2))

@@ -69,14 +69,17 @@ class Sandbox:
     # have the network, may not.
     git: bool = False
 
-    def run(self, command: str, timeout: float, isolated: bool) -> CommandResult:
+    def run(
+        self, command: str, timeout: float, isolated: bool, keep: Path | None = None
+    ) -> CommandResult:
         """Run `command` in the sandbox; without bubblewrap (`isolated` False) run it
-        plainly with the same environment, a scratch home and temporary folder."""
+        plainly with the same environment, a scratch home and temporary folder. `keep`
+        gets the whole output (written by this process, outside the sandbox)."""
         if isolated:
-            return run_command(self.argv(command), self.workdir, timeout)
+            return run_command(self.argv(command), self.workdir, timeout, keep=keep)
         with tempfile.TemporaryDirectory(prefix="autopack-home-") as scratch:
             env = {**base_env(), **self.env, "HOME": scratch, "TMPDIR": scratch}
-            return run_command(command, self.workdir, timeout, env)
+            return run_command(command, self.workdir, timeout, env, keep=keep)
 
     def argv(self, command: str) -> list[str]:
         binary = bubblewrap()

@@ -56,7 +56,10 @@ def run_tests(
             env=env,
             git=True,
         )
-        result = spec.run(command, timeout, isolated=sandbox)
+        # Go and cargo report per test on stdout: their readers need all of it, not the
+        # tail kept for people (a large suite's first tests would look as if not run).
+        whole = Path(folder) / "output.log"
+        result = spec.run(command, timeout, isolated=sandbox, keep=whole)
         results = TestResults(
             command=command,
             exit_code=result.exit_code,
@@ -64,7 +67,7 @@ def run_tests(
             duration=result.duration,
             output=result.output,
         )
-        _read(runtime.reader, reports, root, results)
+        _read(runtime.reader, reports, root, results, whole)
     results.problem = _problem(results, runtime.reader, timeout)
     return results
 
@@ -86,17 +89,18 @@ def _reporting(reader: str, reports: Path, env: dict[str, str], command: str) ->
     return {}
 
 
-def _read(reader: str, reports: Path, root: Path, results: TestResults) -> None:
+def _read(reader: str, reports: Path, root: Path, results: TestResults, whole: Path) -> None:
     junit, jest = reports / "junit.xml", reports / "jest.json"
+    output = whole.read_text(errors="replace") if whole.exists() else results.output
     if reader in ("pytest", "node") and junit.exists() and junit.stat().st_size:
         read_junit(junit, root, results)
     elif reader == "node" and jest.exists():
         read_jest(jest, root, results)
     elif reader == "go":
-        read_go(results.output, results)
+        read_go(output, results)
         locate_go_tests(results, root)
     elif reader == "cargo":
-        read_libtest(results.output, results)
+        read_libtest(output, results)
 
 
 def _problem(results: TestResults, reader: str, timeout: float) -> str:
