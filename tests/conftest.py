@@ -130,3 +130,64 @@ def repo(tmp_path):
     from tests.builds import make_repo
 
     return make_repo(tmp_path / "inventory")
+
+
+# Benchmarks as the dashboard and the API show them (test_bench_pages, test_bench_api).
+@pytest.fixture
+def people(db) -> dict:
+    users = get_user_model().objects
+    return {
+        "creator": users.create_user("creator"),
+        "stranger": users.create_user("stranger"),
+        "staff": users.create_user("staff", is_staff=True),
+    }
+
+
+def _bench_task_run(tmp_path, run_id: str):
+    from runs import services
+    from tests.builds import config, phase
+
+    repo = tmp_path / run_id
+    repo.mkdir()
+    data = config(repo, [phase("solve", 0, ["bowling/"])], run_id=run_id)
+    return services.create_run(data, enqueue=False)
+
+
+@pytest.fixture
+def benches(people, tmp_path) -> dict:
+    """polyglot-a: two languages, two tries, a task passed at each try, one failed and
+    one that could not be tried; polyglot-b, a replay of it; and cli-bench, started from
+    the command line."""
+    from tests.builds import bench_run
+
+    first = bench_run("polyglot-a", people["creator"], wall_seconds=3725.0)
+    first.tasks.create(
+        task_id="python/bowling", language="python", status="passed", passed_try=1,
+        tries_used=1, prompt_tokens=1000, completion_tokens=200, cost_usd="0.012",
+        seconds=10.0, run=_bench_task_run(tmp_path, "polyglot-a--python-bowling"),
+    )  # fmt: skip
+    first.tasks.create(
+        task_id="python/grep", language="python", status="passed", passed_try=2,
+        tries_used=2, well_formed=False, malformed=1, syntax_errors=1, prompt_tokens=3000,
+        completion_tokens=500, cost_usd="0.03", seconds=30.0,
+    )  # fmt: skip
+    first.tasks.create(
+        task_id="go/bowling", language="go", status="failed", tries_used=2, test_timeouts=1,
+        prompt_tokens=2000, completion_tokens=400, cost_usd="0.02", seconds=20.0,
+    )  # fmt: skip
+    first.tasks.create(
+        task_id="go/grep", language="go", status="error",
+        error="the go toolchain could not be installed: go1.21.0 not found",
+    )  # fmt: skip
+    second = bench_run("polyglot-b", people["creator"], model="scripted", replay_of=first)
+    second.tasks.create(
+        task_id="python/bowling", language="python", status="passed", passed_try=1,
+        tries_used=1, prompt_tokens=100, completion_tokens=20, cost_usd="0.001", seconds=1.0,
+        run=_bench_task_run(tmp_path, "polyglot-b--python-bowling"),
+    )  # fmt: skip
+    second.tasks.create(
+        task_id="go/bowling", language="go", status="passed", passed_try=2, tries_used=2,
+        prompt_tokens=200, completion_tokens=50, cost_usd="0.002", seconds=2.0,
+    )  # fmt: skip
+    cli = bench_run("cli-bench", None)
+    return {"a": first, "b": second, "cli": cli}

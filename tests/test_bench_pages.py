@@ -1,4 +1,4 @@
-"""Benchmarks in the dashboard and the API: the list, one benchmark with a chart per
+"""Benchmarks in the dashboard: the list, one benchmark with a chart per
 language and its tasks, two side by side, the JSON and CSV downloads, and who sees
 which (whoever started a benchmark, and staff)."""
 
@@ -7,77 +7,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils.timezone import localtime
 
-from runs import services
-from telemetry.models import BenchRun
-from tests.builds import bench_run, config, phase
 from tests.conftest import token_client
 
 pytestmark = pytest.mark.django_db
 
 MISSING = "missing: give a benchmark id, as in ?a=bench-1&b=bench-2"
-
-
-@pytest.fixture
-def people(db) -> dict:
-    users = get_user_model().objects
-    return {
-        "creator": users.create_user("creator"),
-        "stranger": users.create_user("stranger"),
-        "staff": users.create_user("staff", is_staff=True),
-    }
-
-
-def _run(tmp_path, run_id: str):
-    repo = tmp_path / run_id
-    repo.mkdir()
-    data = config(repo, [phase("solve", 0, ["bowling/"])], run_id=run_id)
-    return services.create_run(data, enqueue=False)
-
-
-def _bench(bench_id: str, created_by, **fields) -> BenchRun:
-    return bench_run(bench_id, created_by, **fields)
-
-
-@pytest.fixture
-def benches(people, tmp_path) -> dict:
-    """polyglot-a: two languages, two tries, a task passed at each try, one failed and
-    one that could not be tried; polyglot-b, a replay of it; and cli-bench, started from
-    the command line."""
-    first = _bench("polyglot-a", people["creator"], wall_seconds=3725.0)
-    first.tasks.create(
-        task_id="python/bowling", language="python", status="passed", passed_try=1,
-        tries_used=1, prompt_tokens=1000, completion_tokens=200, cost_usd="0.012",
-        seconds=10.0, run=_run(tmp_path, "polyglot-a--python-bowling"),
-    )  # fmt: skip
-    first.tasks.create(
-        task_id="python/grep", language="python", status="passed", passed_try=2,
-        tries_used=2, well_formed=False, malformed=1, syntax_errors=1, prompt_tokens=3000,
-        completion_tokens=500, cost_usd="0.03", seconds=30.0,
-    )  # fmt: skip
-    first.tasks.create(
-        task_id="go/bowling", language="go", status="failed", tries_used=2, test_timeouts=1,
-        prompt_tokens=2000, completion_tokens=400, cost_usd="0.02", seconds=20.0,
-    )  # fmt: skip
-    first.tasks.create(
-        task_id="go/grep", language="go", status="error",
-        error="the go toolchain could not be installed: go1.21.0 not found",
-    )  # fmt: skip
-    second = _bench("polyglot-b", people["creator"], model="scripted", replay_of=first)
-    second.tasks.create(
-        task_id="python/bowling", language="python", status="passed", passed_try=1,
-        tries_used=1, prompt_tokens=100, completion_tokens=20, cost_usd="0.001", seconds=1.0,
-        run=_run(tmp_path, "polyglot-b--python-bowling"),
-    )  # fmt: skip
-    second.tasks.create(
-        task_id="go/bowling", language="go", status="passed", passed_try=2, tries_used=2,
-        prompt_tokens=200, completion_tokens=50, cost_usd="0.002", seconds=2.0,
-    )  # fmt: skip
-    cli = _bench("cli-bench", None)
-    return {"a": first, "b": second, "cli": cli}
 
 
 def browse(people: dict, user: str, url: str):
@@ -443,89 +380,3 @@ def test_a_benchmark_is_seen_by_whoever_started_it_and_staff(
     both = f"a={bench_id}&b={bench_id}"
     assert browse(people, user, f"/bench/compare/?{both}").status_code == expected
     assert api.get(f"/api/bench/compare/?{both}").status_code == expected
-
-
-@pytest.mark.parametrize(
-    ("user", "listed"),
-    [
-        ("creator", ["polyglot-b", "polyglot-a"]),
-        ("stranger", []),
-        ("staff", ["cli-bench", "polyglot-b", "polyglot-a"]),
-    ],
-)
-def test_the_api_lists_the_benchmarks_a_user_sees_newest_first(people, benches, user, listed):
-    body = token_client(people[user]).get("/api/bench/").json()
-
-    assert body["count"] == len(listed)
-    assert [b["bench_id"] for b in body["results"]] == listed
-
-
-def test_the_api_list_has_each_benchmarks_settings_and_summary(people, benches):
-    (replay, _) = token_client(people["creator"]).get("/api/bench/").json()["results"]
-
-    assert {k: v for k, v in replay.items() if k not in ("summary", "created_at")} == {
-        "bench_id": "polyglot-b",
-        "suite": "/data/polyglot-benchmark",
-        "suite_kind": "exercism",
-        "model": "scripted",
-        "edit_format": "diff",
-        "tries": 2,
-        "workers": 1,
-        "languages": [],
-        "limit": None,
-        "autopack_version": "0.1.0",
-        "replay_of": "polyglot-a",
-        "state": "done",
-        "wall_seconds": None,
-        "created_by": "creator",
-        "finished_at": None,
-    }
-    assert replay["summary"]["pass_rate_1"] == 50.0
-    assert replay["summary"]["pass_rate_2"] == 100.0
-
-
-def test_the_api_compares_two_benchmarks_and_their_languages(people, benches):
-    response = token_client(people["creator"]).get("/api/bench/compare/?a=polyglot-a&b=polyglot-b")
-
-    body = response.json()
-    assert response.status_code == 200
-    assert (body["a"], body["b"]) == ("polyglot-a", "polyglot-b")
-    assert body["columns"][:2] == [
-        {"heading": "tasks", "a": 4, "b": 2},
-        {"heading": "pass rate after try 1 (%)", "a": 33.3, "b": 50.0},
-    ]
-    assert {"heading": "total cost (USD)", "a": "0.0620", "b": "0.0030"} in body["columns"]
-    assert body["languages"] == [
-        {"language": "go", "a": [0.0, 0.0], "b": [0.0, 100.0]},
-        {"language": "python", "a": [50.0, 100.0], "b": [100.0, 100.0]},
-    ]
-
-
-@pytest.mark.parametrize(
-    ("query", "errors"),
-    [
-        ("a=polyglot-a", [{"path": "b", "message": MISSING}]),
-        ("", [{"path": "a", "message": MISSING}, {"path": "b", "message": MISSING}]),
-    ],
-)
-def test_the_api_comparison_names_a_missing_parameter(people, benches, query, errors):
-    response = token_client(people["creator"]).get(f"/api/bench/compare/?{query}")
-
-    assert response.status_code == 400
-    assert response.json() == {"errors": errors}
-
-
-@pytest.mark.parametrize(
-    ("url", "accept"),
-    [
-        ("/api/bench/nothing-here/", "application/json"),
-        ("/api/bench/cli-bench/tasks.csv", "text/csv"),  # the error is JSON all the same
-        ("/api/bench/compare/?a=polyglot-a&b=nothing-here", "application/json"),
-    ],
-)
-def test_the_api_answers_an_unknown_benchmark_with_a_json_404(people, benches, url, accept):
-    response = token_client(people["creator"]).get(url, HTTP_ACCEPT=accept)
-
-    assert response.status_code == 404
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["detail"].startswith("No benchmark ")
