@@ -46,5 +46,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Replay {run.run_id} is identical to the recording of {recording.run_id}: "
             f"phase states, attempts, final diff, {run.tokens_used} tokens, "
-            f"${run.cost_usd} cost\n"
+            f"${run.cost_usd:f} cost\n"
         )
