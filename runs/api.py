@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
@@ -12,9 +17,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from autopack_site.api import PageNumbers, choice_param, choice_params, error_response
-from runs import access, markdown_plans, services
+from autopack_site.api import (
+    BadRequestSerializer,
+    PageNumbers,
+    choice_param,
+    choice_params,
+    error_response,
+)
+from runs import access, markdown_plans, planning, services
 from runs.config import ConfigError, RunConfig
+from runs.engine.plans import Message, PlanResult
 from runs.models import Project, Run
 from runs.serializers import (
     IssueSerializer,
@@ -253,7 +265,15 @@ class ProjectViewSet(
 
 
 class PlanRequestSerializer(serializers.Serializer):
-    markdown = serializers.CharField(trim_whitespace=False, help_text="The markdown plan")
+    markdown = serializers.CharField(
+        trim_whitespace=False, help_text="The markdown plan; with from_notes, the notes"
+    )
+    from_notes = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The Planner model writes the plan from the notes in `markdown` (README, "
+        '"Plans from notes"); its calls are recorded and spent against the project',
+    )
     repo = serializers.CharField(
         required=False,
         help_text="The repository to check paths against and build: a directory on the server "
@@ -275,46 +295,101 @@ class InferredScopeSerializer(serializers.Serializer):
     paths = serializers.ListField(child=serializers.CharField())
 
 
+class PlannerSpendSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="provider/model of the Planner")
+    calls = serializers.IntegerField(help_text="1, or 2 when the plan was sent back once")
+    tokens = serializers.IntegerField(help_text="Counted against planning.token_cap")
+    cost_usd = serializers.DecimalField(
+        max_digits=20, decimal_places=6, allow_null=True, help_text="Null when unknown"
+    )
+
+
 class PlanSerializer(serializers.Serializer):
     config = serializers.JSONField(help_text="The run config, as POST /api/runs/ takes it")
     messages = PlanMessageSerializer(many=True, help_text="Warnings, by line")
     inferred = InferredScopeSerializer(
         many=True, help_text="Phases without [paths:...] and the scope inferred for them"
     )
+    markdown = serializers.CharField(
+        required=False,
+        help_text="from_notes: the Planner's plan, for a person to review (and edit) before "
+        "a run is created from it",
+    )
+    planner = PlannerSpendSerializer(required=False, help_text="from_notes: the Planner's calls")
+
+
+class PlanRefusedSerializer(BadRequestSerializer):
+    markdown = serializers.CharField(
+        required=False, help_text="from_notes: the Planner's refused plan, which the lines name"
+    )
+    planner = PlannerSpendSerializer(required=False, help_text="from_notes: the Planner's calls")
 
 
 class PlanNormalizeView(APIView):
     """A markdown plan read into a run config (see README, "Markdown plans"). Errors in the
-    plan are a 400, one entry per problem with its line; nothing is created."""
+    plan are a 400, one entry per problem with its line; nothing is created. With
+    `from_notes`, the Planner model writes the plan from notes first ("Plans from notes"):
+    a plan still wrong after one correction is a 400 with its problems and the plan; a
+    failing provider a 502. Only the Planner's calls are recorded (and the repository's
+    project made, as a run would make it, if it has none)."""
 
     parser_classes = [JSONParser]
 
-    @extend_schema(request=PlanRequestSerializer, responses={200: PlanSerializer})
+    @extend_schema(
+        request=PlanRequestSerializer,
+        responses={
+            200: PlanSerializer,
+            400: OpenApiResponse(
+                PlanRefusedSerializer,
+                "Bad input, a plan with errors, or (from_notes) a Planner's plan refused "
+                "after one correction, or no provider configured for the Planner's model",
+            ),
+            502: error_response("from_notes: the Planner's model provider failed"),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = PlanRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        fields = dict(body.validated_data)
+        from_notes = fields.pop("from_notes")
         try:
-            result = markdown_plans.read_for_user(request.user, **body.validated_data)
+            if from_notes:
+                notes = fields.pop("markdown")
+                return _drafted(planning.draft_for_user(request.user, notes, **fields))
+            result = markdown_plans.read_for_user(request.user, **fields)
         except markdown_plans.PlanRefused as exc:
             raise PermissionDenied(str(exc)) from None
         except markdown_plans.PlanInputError as exc:
             raise ValidationError({exc.field: exc.message}) from None
+        except planning.PlanningFailed as exc:
+            if exc.kind == "provider":
+                return Response({"detail": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
+            raise ValidationError({"from_notes": str(exc)}) from None
         if result.errors:
-            errors = [
-                {
-                    "path": "markdown",
-                    "message": f"line {m.line}: {m.message}" if m.line else m.message,
-                }
-                for m in result.errors
-            ]
-            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(
-            {
-                "config": result.config,
-                "messages": [m.as_dict() for m in result.messages],
-                "inferred": [
-                    {"phase_id": phase_id, "paths": paths}
-                    for phase_id, paths in result.inferred.items()
-                ],
-            }
-        )
+            return _plan_errors(result.errors)
+        return Response(_plan(result))
+
+
+def _plan(result: PlanResult) -> dict:
+    return {
+        "config": result.config,
+        "messages": [m.as_dict() for m in result.messages],
+        "inferred": [
+            {"phase_id": phase_id, "paths": paths} for phase_id, paths in result.inferred.items()
+        ],
+    }
+
+
+def _plan_errors(problems: list[Message], **more: object) -> Response:
+    errors = [
+        {"path": "markdown", "message": f"line {m.line}: {m.message}" if m.line else m.message}
+        for m in problems
+    ]
+    return Response({"errors": errors, **more}, status=status.HTTP_400_BAD_REQUEST)
+
+
+def _drafted(drafted: planning.Draft) -> Response:
+    plan = drafted.plan
+    if not plan.accepted:
+        return _plan_errors(plan.problems, markdown=plan.markdown, planner=drafted.spend())
+    return Response({**_plan(plan.result), "markdown": plan.markdown, "planner": drafted.spend()})

@@ -42,9 +42,18 @@ def read_for_user(
     """The plan read against `repo` (a directory, relative to `base_dir`, or a git URL) or
     the repository of `project`; `run_id` and `goal`, when given, win over the plan's."""
     base_dir = base_dir or Path.cwd()
-    overrides: dict[str, str] = _repository(user, repo, project, base_dir)
-    overrides |= {key: value for key, value in (("run_id", run_id), ("goal", goal)) if value}
+    overrides = overrides_for(user, repo, project, run_id, goal, base_dir)
     return read_plan(markdown, base_dir=base_dir, overrides=overrides)
+
+
+def overrides_for(
+    user: AbstractBaseUser, repo: str, project: str, run_id: str, goal: str, base_dir: Path
+) -> dict[str, str]:
+    """The run fields a plan read for `user` takes from the request instead of its own:
+    the repository (`workspace` or `repo`, and `project` when one was named), once the user
+    may create runs for it; `run_id` and `goal` when given."""
+    overrides = _repository(user, repo, project, base_dir)
+    return overrides | {key: value for key, value in (("run_id", run_id), ("goal", goal)) if value}
 
 
 def _repository(user: AbstractBaseUser, repo: str, project: str, base_dir: Path) -> dict:

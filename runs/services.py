@@ -53,7 +53,7 @@ def _refused(field: str, message: str) -> ConfigError:
     return ConfigError([{"path": field, "message": message}])
 
 
-def _project_for(config: RunConfig, repository: str, user: AbstractBaseUser | None) -> Project:
+def project_for(config: RunConfig, repository: str, user: AbstractBaseUser | None) -> Project:
     """The project named in the config, else the one that already has this repository,
     else a new one named after the repository (made unique if another repository took
     the name). Only its members create runs in a project; only those allowed to create
@@ -175,7 +175,7 @@ def _store_plan(
     created_by: AbstractBaseUser | None,
     provider: str,
 ) -> Run:
-    project = _project_for(config, repository, created_by)
+    project = project_for(config, repository, created_by)
     run = Run.objects.create(
         project=project,
         run_id=config.run_id,

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import access, dashboard, markdown_plans, services
+from runs import access, dashboard, markdown_plans, planning, services
 from runs.config import ConfigError
 from runs.states import IllegalTransition, RunState
 
@@ -152,23 +152,29 @@ def new_run(request: HttpRequest) -> HttpResponse:
 
 
 def _new_run_from_markdown(request: HttpRequest) -> HttpResponse:
-    """Preview a markdown plan's run config and messages, or create its run."""
+    """Preview a markdown plan's run config and messages, or create its run; or have the
+    Planner draft the plan from notes, to review here before it is previewed or created."""
     plan = {key: request.POST.get(key, "") for key in ("markdown", "repo", "goal", "run_id")}
+    action = request.POST.get("action")
     errors: list[dict[str, str]] = []
-    result = None
+    result, drafted = None, None
+    status = 400
+    given = {"repo": plan["repo"], "goal": plan["goal"], "run_id": plan["run_id"]}
     try:
-        result = markdown_plans.read_for_user(
-            request.user,
-            plan["markdown"],
-            repo=plan["repo"],
-            goal=plan["goal"],
-            run_id=plan["run_id"],
-        )
+        if action == "draft":
+            drafted = planning.draft_for_user(request.user, plan["markdown"], **given)
+            plan["markdown"] = drafted.plan.markdown
+            result = drafted.plan.result
+        else:
+            result = markdown_plans.read_for_user(request.user, plan["markdown"], **given)
     except markdown_plans.PlanRefused as exc:
         errors = [{"path": "repo", "message": str(exc)}]
     except markdown_plans.PlanInputError as exc:
         errors = [{"path": exc.field, "message": exc.message}]
-    if result and result.config and request.POST.get("action") == "create":
+    except planning.PlanningFailed as exc:
+        errors = [{"path": "planner", "message": str(exc)}]
+        status = 502 if exc.kind == "provider" else 400
+    if result and result.config and action == "create":
         try:
             run = services.create_run(result.config, created_by=request.user)
         except ConfigError as exc:
@@ -177,21 +183,23 @@ def _new_run_from_markdown(request: HttpRequest) -> HttpResponse:
             errors = [{"path": "run_id", "message": f"{exc}; choose another run id"}]
         else:
             return redirect("run-detail", run_id=run.run_id)
-    found = result.messages if result else []
+    messages = result.messages if result else []
+    refused = drafted is not None and not drafted.plan.accepted
+    problems = drafted.plan.problems if drafted else [m for m in messages if m.level == "error"]
     errors += [
-        {"path": f"line {m.line}" if m.line else "plan", "message": m.message}
-        for m in found
-        if m.level == "error"
+        {"path": f"line {m.line}" if m.line else "plan", "message": m.message} for m in problems
     ]
+    shown = result and result.config and not refused
     context = {
         "tab": "markdown",
         "plan": plan,
         "plan_errors": errors,
-        "warnings": [m for m in found if m.level == "warning"],
-        "inferred": result.inferred if result else {},
-        "config_json": json.dumps(result.config, indent=2) if result and result.config else "",
+        "warnings": [m for m in messages if m.level == "warning"],
+        "inferred": result.inferred if shown else {},
+        "config_json": json.dumps(result.config, indent=2) if shown else "",
+        "drafted": drafted,
     }
-    return render(request, "runs/new.html", context, status=400 if errors else 200)
+    return render(request, "runs/new.html", context, status=status if errors else 200)
 
 
 @login_required

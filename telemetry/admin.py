@@ -7,6 +7,7 @@ from telemetry.models import LlmCall
 class LlmCallAdmin(admin.ModelAdmin):
     list_display = [
         "id",
+        "project",
         "run",
         "role",
         "provider",
@@ -19,7 +20,7 @@ class LlmCallAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["role", "provider", "model"]
-    search_fields = ["run__run_id", "model"]
+    search_fields = ["run__run_id", "project__name", "model"]
     readonly_fields = [field.name for field in LlmCall._meta.fields]
 
     def has_add_permission(self, request) -> bool:

@@ -52,7 +52,10 @@ class UsageCSVRenderer(BaseRenderer):
 
 class UsageRowSerializer(serializers.Serializer):
     period_start = serializers.DateField()
-    group = serializers.CharField(help_text="provider/model, role, project name or run_id")
+    group = serializers.CharField(
+        help_text="provider/model, role, project name or run_id (`-` for calls made "
+        "without a run: plans drafted from notes)"
+    )
     calls = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField(allow_null=True)
     completion_tokens = serializers.IntegerField(allow_null=True)
@@ -90,11 +93,11 @@ class UsageView(APIView):
         period, group_by = choice_params(
             request, {"period": (list(PERIODS), "day"), "group_by": (list(GROUPS), "model")}
         )
-        calls = LlmCall.objects.filter(run__project__in=access.projects(request.user))
+        calls = LlmCall.objects.filter(project__in=access.projects(request.user))
         if run_id := request.query_params.get("run"):
             calls = calls.filter(run__run_id=run_id)
         if project := request.query_params.get("project"):
-            calls = calls.filter(run__project__name=project)
+            calls = calls.filter(project__name=project)
         response = Response(
             {"period": period, "group_by": group_by, "results": usage(calls, period, group_by)}
         )

@@ -4,9 +4,15 @@ from django.db import models
 
 class LlmCall(models.Model):
     """One request to a model provider, with usage exactly as the provider reported it
-    (null where it reported nothing)."""
+    (null where it reported nothing). A call made before any run exists (a plan drafted
+    from notes) has no run, only its project; a run's call has its run's project."""
 
-    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="llm_calls")
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
+    project = models.ForeignKey(
+        "runs.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
+    )
     phase = models.ForeignKey(
         "runs.Phase", null=True, blank=True, on_delete=models.CASCADE, related_name="llm_calls"
     )
@@ -60,6 +66,12 @@ class LlmCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.provider}/{self.model} ({self.total_tokens} tokens)"
+
+    def save(self, *args, **kwargs) -> None:
+        # Usage is counted by project: a run's call is always its project's.
+        if self.run_id is not None and self.project_id is None:
+            self.project_id = self.run.project_id
+        super().save(*args, **kwargs)
 
 
 class BenchRun(models.Model):

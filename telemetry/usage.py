@@ -13,7 +13,7 @@ PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 GROUPS = {
     "model": ("provider", "model"),
     "role": ("role",),
-    "project": ("run__project__name",),
+    "project": ("project__name",),
     "run": ("run__run_id",),
 }
 
@@ -28,6 +28,10 @@ def attempt_usage(attempt) -> dict:
     )
     totals["cost_usd"] = _money(totals["cost_usd"])
     return totals
+
+
+def _label(value: object) -> str:
+    return "-" if value is None else str(value)  # a call without a run has no run_id
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -54,7 +58,7 @@ def usage(calls: QuerySet[LlmCall], period: str, group_by: str) -> list[dict]:
     return [
         {
             "period_start": row["period_start"].date().isoformat(),
-            "group": "/".join(str(row[field]) for field in fields),
+            "group": "/".join(_label(row[field]) for field in fields),
             "calls": row["n_calls"],
             "prompt_tokens": row["sum_prompt"],
             "completion_tokens": row["sum_completion"],

@@ -62,7 +62,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         period = "day"
     calls = LlmCall.objects.filter(
         created_at__gte=timezone.now() - WINDOW[period],
-        run__project__in=access.projects(request.user),
+        project__in=access.projects(request.user),
     )
     by_model = usage(calls, period, "model")
     by_role = usage(calls, period, "role")
@@ -80,6 +80,6 @@ def usage_page(request: HttpRequest) -> HttpResponse:
             "periods": list(PERIODS),
             "charts": charts if by_model else [],
             "rows": by_model,
-            "ever": LlmCall.objects.filter(run__project__in=access.projects(request.user)).exists(),
+            "ever": LlmCall.objects.filter(project__in=access.projects(request.user)).exists(),
         },
     )

@@ -247,3 +247,35 @@ def test_a_benchmark_page_draws_its_charts_with_nothing_from_elsewhere(product, 
     phone = log_in(browser, product, "admin", "admin-password-1", width=390)
     phone.goto(product.base + "/bench/browser-bench/")
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+NOTES_PLAN = """\
+# Count the stock
+
+- Add quantity_of below remove_item [paths:inventory/] [deliverables:inventory/stock.py]
+  - quantity_of returns 0 for an item that is not in stock
+"""
+
+
+def test_a_plan_drafted_from_notes_is_reviewed_in_the_markdown_tab_then_built(
+    product, browser, fake_llm, repo
+):
+    fake_llm.script("planner", f"```markdown\n{NOTES_PLAN}```\n")
+    fake_llm.script("builder", QUANTITY)
+    fake_llm.script("auditor", APPROVE)
+    page = log_in(browser, product, "admin", "admin-password-1")
+    page.goto(product.base + "/runs/new/?tab=markdown")
+    page.fill("#markdown", "Let us ask how many of an item are in stock.")
+    page.fill("#repo", str(repo))
+
+    page.click("button[value=draft]")
+    page.wait_for_selector("#plan-drafted", timeout=30000)
+
+    assert page.input_value("#markdown") == NOTES_PLAN
+    assert not Run.objects.exists()  # drafted, not accepted
+    page.screenshot(path=str(ARTIFACTS / "new-run-drafted.png"), full_page=True)
+    page.fill("#run_id", "from-notes")
+    page.click("button[value=create]")
+    page.wait_for_url(product.base + "/runs/from-notes/")
+    page.wait_for_selector('#run-state:has-text("Done Success")', timeout=60000)
+    assert Run.objects.get(run_id="from-notes").goal == "Count the stock"

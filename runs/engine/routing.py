@@ -3,6 +3,7 @@ escalate. Validated on load; every error names the key that is wrong."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -152,6 +153,22 @@ class ReplanSettings(_Strict):
         return qualify_model(model) if model else None
 
 
+class PlanningSettings(_Strict):
+    """Plans from notes (`autopack plan NOTES.md --from-notes`): the Planner turns free
+    text into a markdown plan, with one correction at most."""
+
+    model: str | None = None  # default: the replanning Planner's model
+    max_output_tokens: int = Field(default=4096, ge=256)
+    # Over both calls of one planning (the plan and its one correction).
+    token_cap: int | None = Field(default=100_000, ge=1)
+    cost_cap: Decimal | None = Field(default=None, gt=0)
+
+    @field_validator("model")
+    @classmethod
+    def _qualified(cls, model: str | None) -> str | None:
+        return qualify_model(model) if model else None
+
+
 class FailureHardening(_Strict):
     enabled: bool = True  # deterministic fixes for known failure patterns
 
@@ -193,6 +210,7 @@ class ModelsConfig(_Strict):
     doctor_models: DoctorModels = DoctorModels()
     doctor: DoctorSettings = DoctorSettings()
     replan: ReplanSettings = ReplanSettings()
+    planning: PlanningSettings = PlanningSettings()
     failure_hardening: FailureHardening = FailureHardening()
     # The escalation policy for phases of a task_category that set none of their own.
     llm_routing_policies: dict[str, Policy] = {}
@@ -200,6 +218,11 @@ class ModelsConfig(_Strict):
     @property
     def planner_model(self) -> str:
         return self.replan.model or self.doctor_models.strong
+
+    @property
+    def notes_planner_model(self) -> str:
+        """The model that turns notes into a plan."""
+        return self.planning.model or self.planner_model
 
     def threshold(self, level: str) -> int:
         thresholds = self.complexity_escalation.thresholds
