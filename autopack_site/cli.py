@@ -14,7 +14,10 @@ USAGE = """usage: autopack COMMAND [options]
   run FILE         execute a run config in the foreground (--detach queues it)
   demo             build the demo project with scripted replies
   plan PLAN.md     turn a markdown plan into a run config (--out, --run,
-                   --to-markdown; `autopack plan -h`)
+                   --to-markdown; --from-notes drafts one from notes with the
+                   planner model; `autopack plan -h`)
+  backlog FILE     build a markdown backlog: one propose-first run per item,
+                   merged into a maintenance branch when approved (--project)
   bench SUITE      run a benchmark suite (Exercism folder or SWE-bench JSONL)
                    and print its table; --show, --compare, --json, --csv
   replay RUN_ID    execute a run again with its recorded model replies

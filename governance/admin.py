@@ -5,8 +5,14 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from governance import services
-from governance.models import APPROVE_PERMISSION, GovernanceRequest, NotificationDelivery
+from governance import maintenance, services
+from governance.models import (
+    APPROVE_PERMISSION,
+    Backlog,
+    BacklogItem,
+    GovernanceRequest,
+    NotificationDelivery,
+)
 
 
 def diff_html(diff: str):
@@ -57,6 +63,7 @@ class GovernanceRequestAdmin(admin.ModelAdmin):
         "decided_at",
         "decision_reason",
         "auto_policy",
+        "evidence",
         "created_at",
     ]
     exclude = ["diff"]
@@ -159,3 +166,51 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class BacklogItemInline(admin.TabularInline):
+    model = BacklogItem
+    fields = ["index", "task", "line", "run_link", "status", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Run")
+    def run_link(self, item: BacklogItem):
+        if item.run is None:
+            return "—"
+        url = reverse("run-detail", args=[item.run.run_id])
+        return format_html('<a href="{}">{}</a>', url, item.run.run_id)
+
+    @admin.display(description="Status")
+    def status(self, item: BacklogItem) -> str:
+        return maintenance.status(item).status
+
+    @admin.display(description="Outcome")
+    def detail(self, item: BacklogItem) -> str:
+        return maintenance.status(item).detail
+
+
+@admin.register(Backlog)
+class BacklogAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "project", "branch", "detached", "created_at"]
+    readonly_fields = [
+        "project",
+        "name",
+        "branch",
+        "detached",
+        "provider",
+        "created_by",
+        "created_at",
+        "markdown",
+    ]
+    inlines = [BacklogItemInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # `autopack backlog` makes them
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # read here; the runs and proposals are where things happen

@@ -20,7 +20,12 @@ from runs import access
 class GovernanceRequestSerializer(serializers.ModelSerializer):
     run_id = serializers.CharField(source="run.run_id", read_only=True)
     phase_id = serializers.CharField(source="phase.phase_id", read_only=True)
-    attempt = serializers.IntegerField(source="attempt.number", read_only=True)
+    attempt = serializers.IntegerField(
+        source="attempt.number",
+        read_only=True,
+        allow_null=True,
+        help_text="Null for a proposal: the run's whole change, not one attempt's",
+    )
     decided_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="Null until decided"
     )
@@ -47,6 +52,7 @@ class GovernanceRequestSerializer(serializers.ModelSerializer):
             "decided_at",
             "decision_reason",
             "auto_policy",
+            "evidence",
             "created_at",
         ]
 

@@ -23,6 +23,8 @@ class Risk(_Strict):
     critical: list[str] = []
     low: list[str] = []
     large_change_lines: int = Field(default=100, ge=1)
+    # A proposal (propose-first run) of at most this many changed lines is small.
+    small_change_lines: int = Field(default=40, ge=1)
 
 
 class Deletion(_Strict):

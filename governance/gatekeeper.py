@@ -15,6 +15,13 @@ from runs.services import record_event
 Kind = GovernanceRequest.Kind
 
 
+def protected_patterns(run: Run, config: GovernanceConfig) -> list[str]:
+    """The configured protected paths, the project's own, and the files that decide the
+    project environment: a change to them installs new code, with network access."""
+    manifests = [f"/{m}" for m in (run.environment or {}).get("manifests", [])]
+    return config.protected_paths + list(run.project.protected_paths) + manifests
+
+
 class Gatekeeper:
     def __init__(self, run: Run, phase: Phase, attempt: Attempt, config: GovernanceConfig) -> None:
         self.run = run
@@ -23,11 +30,7 @@ class Gatekeeper:
         self.config = config
 
     def review(self, change: ProposedChange) -> None:
-        # The files that decide the project environment are protected as well: a change
-        # to them installs new code, with network access.
-        manifests = [f"/{m}" for m in (self.run.environment or {}).get("manifests", [])]
-        patterns = self.config.protected_paths + list(self.run.project.protected_paths) + manifests
-        touched = protected(change.paths, patterns)
+        touched = protected(change.paths, protected_patterns(self.run, self.config))
         net_deletion = change.lines_removed - change.lines_added
         deletion = self.config.deletion
         kind = (

@@ -14,6 +14,7 @@ class GovernanceRequest(models.Model):
         PROTECTED_PATH = "protected_path", "protected path"
         APPROVAL_REQUIRED = "approval_required", "phase requires approval"
         LARGE_DELETION = "large_deletion", "large deletion"
+        PROPOSAL = "proposal", "proposed change"
 
     class Risk(models.TextChoices):
         LOW = "low"
@@ -33,8 +34,13 @@ class GovernanceRequest(models.Model):
     phase = models.ForeignKey(
         "runs.Phase", on_delete=models.CASCADE, related_name="governance_requests"
     )
+    # The attempt whose change waits; none for a proposal, which is the run's whole change.
     attempt = models.OneToOneField(
-        "runs.Attempt", on_delete=models.CASCADE, related_name="governance_request"
+        "runs.Attempt",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="governance_request",
     )
     kind = models.CharField(max_length=30, choices=Kind.choices)
     risk = models.CharField(max_length=10, choices=Risk.choices)
@@ -55,6 +61,12 @@ class GovernanceRequest(models.Model):
     auto_policy = models.CharField(
         max_length=200, blank=True, help_text="The policy that decided, when no person did"
     )
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For a proposal: the branch it merges into, its commit, the test results "
+        "and the Auditor's verdict",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +80,64 @@ class GovernanceRequest(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.state == self.State.PENDING
+
+    @property
+    def is_proposal(self) -> bool:
+        return self.kind == self.Kind.PROPOSAL
+
+
+class Backlog(models.Model):
+    """A maintenance backlog: each item is a one-phase, propose-first run, built one at a
+    time per project; approved proposals are merged into `branch`."""
+
+    project = models.ForeignKey("runs.Project", on_delete=models.CASCADE, related_name="backlogs")
+    name = models.CharField(max_length=200, help_text="The backlog file's name")
+    markdown = models.TextField()
+    branch = models.CharField(max_length=200, help_text="Approved proposals are merged here")
+    detached = models.BooleanField(
+        default=False, help_text="Workers start each next item (else the command does)"
+    )
+    provider = models.CharField(
+        max_length=1000, blank=True, help_text="The runs' provider override (scripted:FILE)"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"backlog #{self.pk} {self.name} ({self.project.name})"
+
+
+class BacklogItem(models.Model):
+    """One backlog item. Its status is read from its run and its proposal, which are the
+    authorities (governance.maintenance.status)."""
+
+    backlog = models.ForeignKey(Backlog, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    line = models.PositiveIntegerField(help_text="Its line in the backlog file")
+    task = models.TextField()
+    config = models.JSONField(help_text="The one-phase run config it runs as")
+    run = models.OneToOneField(
+        "runs.Run",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="backlog_item",
+    )
+    error = models.TextField(blank=True, help_text="Why its run could not be created")
+
+    class Meta:
+        ordering = ["backlog", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["backlog", "index"], name="one_item_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.index + 1} of backlog #{self.backlog_id}: {self.task[:60]}"
 
 
 class NotificationDelivery(models.Model):

@@ -57,3 +57,41 @@ def change_risk(
         reasons.append(f"{lines_changed} lines changed (over {config.risk.large_change_lines})")
         level = max(level, "high", key=RISK_ORDER.index)
     return level, reasons
+
+
+def proposal_risk(
+    paths: list[str],
+    protected_paths: list[str],
+    lines_changed: int,
+    tests_passed: bool,
+    auditor_approved: bool,
+    config: GovernanceConfig,
+) -> tuple[str, list[str]]:
+    """A proposal is low risk when it is small, its tests passed, the Auditor approved it
+    and it touches no protected path (it is in its scope: the apply path saw to that).
+    Each condition that fails raises the risk and says why."""
+    level, reasons = "low", []
+    for path in paths:
+        risk, why = path_risk(path, path in protected_paths, config)
+        if risk in ("high", "critical"):
+            reasons.append(why)
+            level = max(level, risk, key=RISK_ORDER.index)
+    small = config.risk.small_change_lines
+    if lines_changed > config.risk.large_change_lines:
+        reasons.append(f"{lines_changed} lines changed (over {config.risk.large_change_lines})")
+        level = max(level, "high", key=RISK_ORDER.index)
+    elif lines_changed > small:
+        reasons.append(f"{lines_changed} lines changed (over {small}: not small)")
+        level = max(level, "medium", key=RISK_ORDER.index)
+    if not tests_passed:
+        reasons.append("its tests did not run and pass")
+        level = max(level, "medium", key=RISK_ORDER.index)
+    if not auditor_approved:
+        reasons.append("no Auditor approved it")
+        level = max(level, "medium", key=RISK_ORDER.index)
+    if level == "low":
+        reasons.append(
+            f"in scope, {lines_changed} lines changed (at most {small}), tests passed, "
+            "Auditor approved, no protected path"
+        )
+    return level, reasons

@@ -82,7 +82,8 @@ def auto_approve(request: GovernanceRequest, policy: str) -> None:
 def approve(request: GovernanceRequest, by: AbstractBaseUser, reason: str = "") -> None:
     with transaction.atomic():
         _decide(request, GovernanceRequest.State.APPROVED, by=by, reason=reason)
-        run_services.move_attempt(request.attempt, AttemptState.APPROVED)
+        if request.attempt is not None:  # a proposal has none: the next step merges it
+            run_services.move_attempt(request.attempt, AttemptState.APPROVED)
         _resume_run(request, decision="approved", by=by.get_username(), reason=reason)
 
 
@@ -96,16 +97,17 @@ def deny(
     paths = ", ".join(request.protected_paths or request.paths)
     with transaction.atomic():
         _decide(request, state, by=by, reason=reason)
-        run_services.finish_attempt(
-            request.attempt,
-            AttemptState.FAILED,
-            outcome=Outcome.DENIED,
-            error=f"change to {paths} {'expired' if expired else 'denied by ' + who}: {reason}",
-            feedback=(
-                f"A person did not approve your change to {paths}: {reason}\n"
-                "Reach the goal another way, without that change."
-            ),
-        )
+        if request.attempt is not None:  # a refused proposal fails its run in the next step
+            run_services.finish_attempt(
+                request.attempt,
+                AttemptState.FAILED,
+                outcome=Outcome.DENIED,
+                error=f"change to {paths} {'expired' if expired else 'denied by ' + who}: {reason}",
+                feedback=(
+                    f"A person did not approve your change to {paths}: {reason}\n"
+                    "Reach the goal another way, without that change."
+                ),
+            )
         _resume_run(request, decision=state, by=who, reason=reason)
 
 

@@ -23,6 +23,28 @@ def is_git_url(repository: str) -> bool:
     return bool(GIT_URL.match(repository))
 
 
+BRANCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+
+
+def branch_name_problem(name: str) -> str:
+    """Why `name` cannot be a branch Autopack writes ("" when it can): git's rules, kept
+    to plain characters, and not under autopack/ (the runs' own branches)."""
+    if (
+        not BRANCH_NAME.match(name)
+        or ".." in name
+        or "//" in name
+        or name.endswith((".", "/", ".lock"))
+        or "/." in name
+    ):
+        return (
+            f"{name!r} is not a usable branch name: letters, digits, '.', '_', '-' and '/', "
+            "no '..', not ending in '.', '/' or '.lock'"
+        )
+    if name.startswith("autopack/"):
+        return f"{name!r} is under autopack/, where each run's own branch lives"
+    return ""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -128,7 +150,18 @@ class RunConfig(_Strict):
     # True: the tests may fail to run on the base commit (a stub that does not compile);
     # the run starts anyway and the phases' gates still require the tests to run.
     allow_broken_baseline: bool = False
+    # Propose first: the run builds and tests its change on its integration branch, then
+    # waits in the governance queue as a proposal; approved, it is merged into this
+    # branch (never the base branch). Unset: a run is done when its phases are.
+    propose_into: str | None = Field(default=None, min_length=1, max_length=200)
     tiers: list[TierConfig] = Field(min_length=1)
+
+    @field_validator("propose_into")
+    @classmethod
+    def _branch_name(cls, value: str | None) -> str | None:
+        if value is not None and (problem := branch_name_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _plan_is_consistent(self) -> RunConfig:
@@ -136,6 +169,11 @@ class RunConfig(_Strict):
             raise ValueError("give the repository once: `workspace` and `repo` differ")
         if not (self.workspace or self.repo):
             raise ValueError("the repository is missing: set `workspace` or `repo`")
+        if self.propose_into and self.propose_into == self.base_branch:
+            raise ValueError(
+                f"propose_into is the base branch {self.base_branch!r}: proposals are merged "
+                "into another branch, never the base branch"
+            )
         tier_indexes: set[int] = set()
         phase_ids: set[str] = set()
         for tier in self.tiers:

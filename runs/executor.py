@@ -16,6 +16,7 @@ from django.utils import timezone
 from git import GitCommandError
 
 from autopack_site import configuration
+from governance import maintenance, proposals
 from governance.models import GovernanceRequest
 from governance.notifications import notify
 from runs import environments, remembering, services
@@ -95,7 +96,7 @@ def _step(run: Run, lease: Lease) -> None:
         _abandon_interrupted_attempts(run, lease)
         phase = _next_phase(run)
         if phase is None:
-            _finish(run, lease, RunState.DONE_SUCCESS, "", "")
+            _settle(run, workspace, lease)
             return
         require_providers(run, phase, config)
         recorder = DjangoRecorder(run, phase, lease=lease)
@@ -111,6 +112,19 @@ def _step(run: Run, lease: Lease) -> None:
         # A user error (budget, configuration, repository, tests that cannot run): its
         # code says which, its message what to change.
         _finish(run, lease, RunState.DONE_FAILED, exc.outcome, exc.report())
+
+
+def _settle(run: Run, workspace: GitWorkspace, lease: Lease) -> None:
+    """Every phase is done: the run is, unless it proposes its change first."""
+    settled = proposals.settle(run, workspace, lease)
+    if settled is None:
+        _finish(run, lease, RunState.DONE_SUCCESS, "", "")
+    elif settled.state == RunState.AWAITING_APPROVAL:
+        with lease.fence():
+            services.transition_run(run, RunState.AWAITING_APPROVAL, reason=settled.reason)
+        maintenance.after_run(run)
+    else:
+        _finish(run, lease, settled.state, settled.code, settled.reason)
 
 
 def _fail_on_internal_error(run: Run, exc: Exception, lease: Lease) -> None:
@@ -152,6 +166,7 @@ def _finish(run: Run, lease: Lease, state: str, code: str, reason: str) -> None:
     if state in (RunState.DONE_SUCCESS, RunState.DONE_FAILED):
         outcome = "succeeded" if state == RunState.DONE_SUCCESS else f"failed: {reason[:300]}"
         notify("run_finished", run, f"run {outcome}", outcome=state, code=code)
+    maintenance.after_run(run)
 
 
 def _over_time(run: Run) -> bool:

@@ -78,6 +78,9 @@ class FailureCode:
     SETUP_FAILED = "setup_failed"  # the project environment could not be prepared
     TESTS_CANNOT_RUN = "tests_cannot_run"  # the project's tests do not run at baseline
     INTERNAL_ERROR = "internal_error"  # a bug in Autopack
+    # A propose-first run whose proposal a person denied (or let expire), or that could
+    # not be merged into its branch.
+    PROPOSAL_REJECTED = "proposal_rejected"
 
     CHOICES = _choices(
         BUDGET_EXHAUSTED,
@@ -89,6 +92,7 @@ class FailureCode:
         SETUP_FAILED,
         TESTS_CANNOT_RUN,
         INTERNAL_ERROR,
+        PROPOSAL_REJECTED,
     )
 
     @classmethod

@@ -57,6 +57,7 @@ class PlanResult:
     config: dict[str, Any] | None  # None when there is an error
     messages: list[Message]
     inferred: dict[str, list[str]] = field(default_factory=dict)  # phase_id -> paths
+    lines: dict[str, int] = field(default_factory=dict)  # phase_id -> the item's line
 
     @property
     def errors(self) -> list[Message]:
@@ -163,7 +164,7 @@ class _Reading:
         self.messages.sort(key=lambda m: m.line)
         if self.failed:
             return PlanResult(None, self.messages)
-        return PlanResult(config, self.messages, inferred)
+        return PlanResult(config, self.messages, inferred, first_line)
 
     @property
     def failed(self) -> bool:

@@ -32,6 +32,7 @@ from django_q.models import Schedule
 
 from autopack_site.backoff import Backoff
 from autopack_site.readiness import ensure_migrated
+from governance.maintenance import start_waiting
 from governance.services import expire_requests
 from memory.tasks import ensure_schedule
 from runs.engine.commands import die_with_parent
@@ -173,6 +174,7 @@ class Command(BaseCommand):
                     last_expiry = time.monotonic()
                     expire_requests()
                     tidy_workspaces()
+                    start_waiting()
             except DatabaseError as exc:
                 logger.warning("sweep: database unavailable (%s); trying again", exc)
                 connection.close()
