@@ -37,22 +37,14 @@ class Settled:
     reason: str = ""
 
 
-def target_branch(run: Run) -> str:
-    return (run.config or {}).get("propose_into") or ""
-
-
 def settle(run: Run, workspace: GitWorkspace, lease: Lease) -> Settled | None:
     """For a propose-first run whose phases are done: propose its change, or act on the
     decision. None when the run is not propose-first (it is simply done)."""
-    branch = target_branch(run)
+    branch = (run.config or {}).get("propose_into")
     if not branch:
         return None
-    request = _current(run)
-    if request is None:
-        request = _propose(run, workspace, branch, lease)
-        if request.is_pending:
-            return Settled(RunState.AWAITING_APPROVAL, reason=_waiting(request))
-    if request.is_pending:  # a person has not decided yet (resumed meanwhile)
+    request = _current(run) or _propose(run, workspace, branch, lease)
+    if request.is_pending:
         return Settled(RunState.AWAITING_APPROVAL, reason=_waiting(request))
     if request.state != State.APPROVED:
         who = request.decided_by.get_username() if request.decided_by else "expiry"

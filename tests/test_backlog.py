@@ -203,3 +203,13 @@ def test_the_sweep_starts_the_next_item_when_a_waiting_one_was_cancelled(engine,
     assert maintenance.start_waiting() == 1
     assert backlog.items.get(index=1).run.state == "QUEUED"
     assert maintenance.start_waiting() == 0
+
+
+def test_repo_makes_the_project_on_the_branch_the_repository_has_checked_out(repo, tmp_path):
+    bad = "- Fix it [paths:inventory/] [colour:red]\n"
+    with pytest.raises(CommandError, match="nothing started"):
+        call_command("backlog", str(_write(tmp_path, bad)), project="fresh", repo=str(repo))
+    project = Project.objects.get(name="fresh")
+    assert (project.repository, project.base_branch) == (str(repo), "main")
+    with pytest.raises(CommandError, match="not a git repository"):
+        call_command("backlog", str(_write(tmp_path)), project="other", repo=str(tmp_path))

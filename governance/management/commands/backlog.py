@@ -6,6 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from autopack_site.readiness import ensure_migrated
 from governance import maintenance
 from governance.models import Backlog
+from runs import services
+from runs.config import ConfigError, RunConfig
 from runs.management.commands.run import execute_in_foreground
 from runs.models import Project
 from runs.providers import validate_provider_option
@@ -135,25 +137,27 @@ class Command(BaseCommand):
 
 
 def _project(name: str, repo: str | None) -> Project:
-    project = Project.objects.filter(name=name).first()
-    location = str(Path(repo).expanduser().resolve()) if repo else ""
-    if project is not None:
-        if location and location != project.repository:
-            raise CommandError(
-                f"project {name!r} uses repository {project.repository}, not {location}"
-            )
-        return project
-    if location:
-        try:
-            branch = git.Repo(location).active_branch.name
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError, TypeError):
-            raise CommandError(
-                f"--repo {repo}: not a git repository with a branch checked out"
-            ) from None
-        return Project.objects.create(name=name, repository=location, base_branch=branch)
-    known = ", ".join(Project.objects.order_by("name").values_list("name", flat=True)[:20])
-    raise CommandError(
-        f"there is no project {name!r}"
-        + (f" (projects: {known})" if known else "")
-        + "; give its repository with --repo DIR to make it"
-    )
+    """Project `name`; with --repo, the project a run of that repository named so would
+    have (made if there is none yet, on the branch the repository has checked out)."""
+    if not repo:
+        project = Project.objects.filter(name=name).first()
+        if project is not None:
+            return project
+        known = ", ".join(Project.objects.order_by("name").values_list("name", flat=True)[:20])
+        raise CommandError(
+            f"there is no project {name!r}"
+            + (f" (projects: {known})" if known else "")
+            + "; give its repository with --repo DIR to make it"
+        )
+    location = str(Path(repo).expanduser().resolve())
+    try:
+        branch = git.Repo(location).active_branch.name
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, TypeError):
+        raise CommandError(
+            f"--repo {repo}: not a git repository with a branch checked out"
+        ) from None
+    wanted = RunConfig.model_construct(workspace=location, project=name, base_branch=branch)
+    try:
+        return services.project_for(wanted, location, None)
+    except ConfigError as exc:
+        raise CommandError("; ".join(e["message"] for e in exc.errors)) from None
